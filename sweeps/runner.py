@@ -1,0 +1,389 @@
+"""Run a sweep: references once, trials on Ray Tune with OptunaSearch, records in MLflow, a final report."""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import optuna
+import pandas as pd
+import ray
+import torch
+import yaml
+from optuna.trial import TrialState
+from ray import tune
+
+from sweeps.config import ConfigError, SweepConfig, dump_config
+from sweeps.export import select_trial, write_unlearn_config
+from sweeps.pareto import hypervolume, hypervolume_history, pareto_mask, reference_point
+from sweeps.progress import ProgressCallback, format_duration
+from sweeps.report import format_table, hypervolume_plot, pareto_plot, pareto_table, trials_frame
+from sweeps.samplers import build_sampler
+from sweeps.search_space import load_search_space, to_distributions
+from sweeps.searcher import SweepSearch
+from sweeps.setup import prepare
+from sweeps.tracking import (
+    OPTUNA_TAG,
+    PARETO_TAG,
+    TRIAL_TAG,
+    MlflowTrialCallback,
+    SweepTracker,
+    check_tracking_uri,
+    default_tracking_uri,
+)
+from sweeps.trial import TrialContext, run_trial
+from unlearning.checkpoints import save_checkpoint
+from unlearning.methods import parse_params
+
+logger = logging.getLogger(__name__)
+
+
+class SweepExistsError(RuntimeError):
+    """Raised when `run` targets a sweep name that already has trials or runs."""
+
+
+class ClusterError(RuntimeError):
+    """Raised when the Ray cluster at the configured address cannot be reached."""
+
+
+@dataclass
+class SweepPaths:
+    """Where a sweep keeps its state, all under the storage folder unless configured otherwise."""
+
+    storage: Path
+    name: str
+
+    @property
+    def output(self) -> Path:
+        return self.storage / "sweeps" / self.name
+
+    @property
+    def ray_storage(self) -> Path:
+        return self.storage / "ray"
+
+    @property
+    def ray_experiment(self) -> Path:
+        return self.ray_storage / self.name
+
+    @property
+    def optuna_url(self) -> str:
+        return f"sqlite:///{(self.storage / 'optuna.db').resolve()}"
+
+
+@dataclass
+class SweepResult:
+    """What a finished sweep produced."""
+
+    name: str
+    trials: pd.DataFrame
+    pareto: pd.DataFrame
+    hypervolume: float
+    reference_point: list[float]
+    failed: int
+    wall_time_s: float
+    parent_run_id: str
+    best_config_path: Path | None
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def sweep_paths(config: SweepConfig) -> SweepPaths:
+    """Return the storage layout of a sweep."""
+    return SweepPaths(Path(config.storage).resolve(), config.name)
+
+
+def optuna_storage(url: str) -> optuna.storages.RDBStorage:
+    """Open the study database; SQLite waits up to 60 s for a lock held by another sweep."""
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+
+
+def _study_exists(storage: optuna.storages.BaseStorage, name: str) -> bool:
+    return any(summary.study_name == name for summary in optuna.get_all_study_summaries(storage))
+
+
+def _directions(config: SweepConfig) -> tuple[list[str], list[str]]:
+    return [o.metric for o in config.objectives], [o.direction for o in config.objectives]
+
+
+def _connect_ray(address: str | None) -> bool:
+    """Connect to the cluster at `address`, or start a local one; return True when this call started Ray."""
+    if ray.is_initialized():
+        return False
+    if address:
+        try:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            raise ClusterError(
+                f"Could not connect to the Ray cluster at {address!r}: {str(error).splitlines()[0]}. "
+                "Check that `ray start --head` runs there and the address is HOST:PORT of its GCS (default port 6379), "
+                "or omit --address to run on this machine."
+            ) from error
+        return True
+    ray.init(logging_level=logging.WARNING, log_to_driver=False, include_dashboard=False)
+    return True
+
+
+def _versions() -> dict[str, str]:
+    return {
+        "version.torch": torch.__version__,
+        "version.ray": ray.__version__,
+        "version.optuna": optuna.__version__,
+        "version.mlflow": mlflow.__version__,
+    }
+
+
+def _clear_sweep(config: SweepConfig, paths: SweepPaths, storage: optuna.storages.BaseStorage, tracker: SweepTracker) -> None:
+    """Delete a previous sweep of the same name: its study, Tune state, outputs and MLflow runs."""
+    if _study_exists(storage, config.name):
+        optuna.delete_study(study_name=config.name, storage=storage)
+    shutil.rmtree(paths.ray_experiment, ignore_errors=True)
+    shutil.rmtree(paths.output, ignore_errors=True)
+    for run in tracker.client.search_runs([tracker.experiment_id], max_results=50_000):
+        tracker.client.delete_run(run.info.run_id)
+    logger.info("Removed the previous sweep %r (study, Ray Tune state, outputs and MLflow runs).", config.name)
+
+
+def _check_new_sweep(config: SweepConfig, paths: SweepPaths, storage: optuna.storages.BaseStorage, tracker: SweepTracker) -> None:
+    exists = _study_exists(storage, config.name) or tracker.find_parent() is not None or paths.ray_experiment.exists()
+    if exists:
+        raise SweepExistsError(
+            f"A sweep named {config.name!r} already exists in {str(paths.storage)!r}. Continue it with "
+            f"`rcd-sweep resume {config.name}`, choose another name with --set name=NEW_NAME, "
+            "or delete it and start over with --fresh."
+        )
+
+
+def run_sweep(config: SweepConfig, *, fresh: bool = False) -> SweepResult:
+    """Run a whole sweep and return its report.
+
+    Args:
+        config: the validated sweep configuration.
+        fresh: delete an existing sweep of the same name first instead of refusing to start.
+    """
+    started = time.monotonic()
+    paths = sweep_paths(config)
+    metrics, directions = _directions(config)
+
+    space = to_distributions(load_search_space(config.search_space, config.method.name))
+    parse_params(config.method.name, config.method.params)
+    overlap = sorted(set(space) & set(config.method.params))
+    if overlap:
+        raise ConfigError(f"Hyperparameters {overlap} are both searched and fixed in method.params; keep only one.")
+
+    tracking_uri = config.tracking_uri or default_tracking_uri(paths.storage)
+    check_tracking_uri(tracking_uri)
+    paths.output.mkdir(parents=True, exist_ok=True)
+    storage = optuna_storage(paths.optuna_url)
+    tracker = SweepTracker(tracking_uri, config.name, paths.storage / "artifacts")
+    if fresh:
+        _clear_sweep(config, paths, storage, tracker)
+        paths.output.mkdir(parents=True, exist_ok=True)
+    else:
+        _check_new_sweep(config, paths, storage, tracker)
+
+    logger.info("Preparing references for sweep %r.", config.name)
+    dataset, split, references, evaluator = prepare(config)
+    reference_metrics = {role: dict(evaluation.metrics) for role, evaluation in evaluator.reference_evaluations.items()}
+
+    tracker.start_parent(config.model_dump(mode="json"), _versions())
+    _log_references(tracker, paths, config, split, references, evaluator)
+
+    reference, _ = reference_point(metrics, directions, np.empty((0, len(metrics))), config.hypervolume_reference)
+    context = TrialContext(
+        evaluator=evaluator,
+        method=config.method.name,
+        fixed_params=dict(config.method.params),
+        method_seed=config.method.seed,
+        device=config.device,
+        threads=max(1, int(config.resources.cpu)),
+    )
+    searcher = SweepSearch(
+        space=space,
+        metric=metrics,
+        mode=["max" if d == "maximize" else "min" for d in directions],
+        sampler=build_sampler(config.sampler, config.trials),
+        study_name=config.name,
+        storage=storage,
+        constraints=config.constraints,
+    )
+    callbacks = [
+        MlflowTrialCallback(tracker, dict(config.method.params), config.method.name),
+        ProgressCallback(config.trials, metrics, directions, reference),
+    ]
+
+    started_ray = _connect_ray(config.address)
+    try:
+        trainable = tune.with_resources(
+            tune.with_parameters(run_trial, context=context),
+            {"cpu": config.resources.cpu, "gpu": config.resources.gpu},
+        )
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=searcher, num_samples=config.trials, max_concurrent_trials=config.concurrency
+            ),
+            run_config=tune.RunConfig(
+                name=config.name,
+                storage_path=str(paths.ray_storage),
+                callbacks=callbacks,
+                failure_config=tune.FailureConfig(max_failures=config.max_failures),
+                verbose=0,
+            ),
+        )
+        tuner.fit()
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+    result = finish_sweep(config, tracker, paths, storage, reference_metrics, time.monotonic() - started)
+    tracker.finish_parent()
+    return result
+
+
+def _log_references(tracker, paths, config, split, references, evaluator) -> None:
+    summary = evaluator.summary()
+    metrics = {}
+    for role in ("original", "retrain"):
+        metrics.update({f"{role}.{name}": value for name, value in summary[role].items()})
+    metrics.update({f"rcd_threshold.{name}": value for name, value in summary["rcd_thresholds"].items()})
+    tracker.log_parent_metrics(metrics)
+    curve = evaluator.reference_evaluations["retrain"].curve
+    for name in ("forget_loss", "control_loss", "gap"):
+        tracker.log_metric_history(tracker.parent_run_id, f"retrain.relearn_{name}", curve[name])
+
+    (paths.output / "config.yaml").write_text(dump_config(config))
+    (paths.output / "references.yaml").write_text(yaml.safe_dump({**summary, "cache_key": references.key, **{"split": split.describe()}}, sort_keys=False))
+    split.save(paths.output / "split.npz")
+    save_checkpoint(paths.output / "original.pt", references.original_state, references.spec, {"role": "original", "sweep": config.name})
+    for name in ("config.yaml", "references.yaml", "split.npz"):
+        tracker.log_artifact(paths.output / name)
+
+
+def _study_rows(study: optuna.Study, metrics: list[str], run_ids: dict[str, str]) -> tuple[list[dict[str, Any]], int]:
+    rows, failed = [], 0
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state == TrialState.FAIL:
+            failed += 1
+        if trial.state != TrialState.COMPLETE:
+            continue
+        ray_id = trial.user_attrs.get("ray_trial_id", "")
+        row = {"trial": trial.number, "ray_trial_id": ray_id, "mlflow_run_id": run_ids.get(ray_id, "")}
+        row.update(dict(zip(metrics, trial.values)))
+        row["feasible"] = all(value <= 0 for value in (trial.constraints or {}).values())
+        row.update({f"param.{name}": value for name, value in trial.params.items()})
+        rows.append(row)
+    return rows, failed
+
+
+def collect_trials(config: SweepConfig, tracker: SweepTracker, study: optuna.Study):
+    """Join the Optuna study with the MLflow child runs into one table with feasibility and Pareto flags.
+
+    Returns the table, the number of failed trials, the hypervolume history and final value, the
+    reference point with the source of each value, and the child runs by Ray trial id.
+    """
+    metrics, directions = _directions(config)
+    children = {run.data.tags.get(TRIAL_TAG): run for run in tracker.child_runs()}
+    run_ids = {trial_id: run.info.run_id for trial_id, run in children.items() if trial_id}
+    rows, failed = _study_rows(study, metrics, run_ids)
+    for row in rows:
+        run = children.get(row["ray_trial_id"])
+        if run is not None:
+            row.update({name: value for name, value in run.data.metrics.items() if name not in row and not name.startswith("relearn_")})
+    trials = trials_frame(rows)
+
+    observed = trials[metrics].to_numpy(dtype=float) if len(trials) else np.empty((0, len(metrics)))
+    reference, sources = reference_point(metrics, directions, observed, config.hypervolume_reference)
+    if not len(trials):
+        trials["pareto"] = pd.Series(dtype=bool)
+        return trials, failed, [], 0.0, reference, sources, children
+
+    feasible = trials["feasible"].to_numpy(dtype=bool)
+    mask = np.zeros(len(trials), dtype=bool)
+    if feasible.any():
+        mask[feasible] = pareto_mask(observed[feasible], directions)
+    trials["pareto"] = mask
+    # Infeasible trials become NaN rows, which lie outside every reference box and add no volume.
+    history = hypervolume_history(np.where(feasible[:, None], observed, np.nan), directions, reference)
+    final_volume = history[-1] if history else 0.0
+    return trials, failed, history, final_volume, reference, sources, children
+
+
+def finish_sweep(
+    config: SweepConfig,
+    tracker: SweepTracker,
+    paths: SweepPaths,
+    storage: optuna.storages.BaseStorage,
+    reference_metrics: dict[str, dict[str, float]],
+    wall_time_s: float,
+) -> SweepResult:
+    """Compute the Pareto front and hypervolume, write the report files and log them to the parent run."""
+    metrics, directions = _directions(config)
+    study = optuna.load_study(study_name=config.name, storage=storage)
+    trials, failed, history, final_volume, reference, sources, children = collect_trials(config, tracker, study)
+
+    optuna_front = sorted(trial.number for trial in study.best_trials)
+    own_front = sorted(trials.loc[trials["pareto"], "trial"].tolist()) if len(trials) else []
+    if optuna_front != own_front:
+        logger.warning("Pareto fronts differ: Optuna %s, own computation %s.", optuna_front, own_front)
+
+    for trial_id, run in children.items():
+        if not trial_id:
+            continue
+        match = trials[trials["ray_trial_id"] == trial_id] if len(trials) else trials
+        tags = {PARETO_TAG: str(bool(len(match) and match["pareto"].iloc[0])).lower()}
+        if len(match):
+            tags[OPTUNA_TAG] = str(int(match["trial"].iloc[0]))
+        tracker.set_trial_tags(run.info.run_id, tags)
+
+    param_names = [name[len("param.") :] for name in trials.columns if name.startswith("param.")]
+    front = pareto_table(trials, metrics, param_names) if len(trials) else trials
+    files = _write_report(config, paths, trials, front, history, reference, sources, reference_metrics, directions)
+
+    best_path = None
+    if len(trials):
+        try:
+            selected = select_trial(trials, config.export.rule, config.export.retain_acc_loss_limit, metrics, directions)
+            best_path = write_unlearn_config(paths.output / "best_config.yaml", config, selected, config.export.rule, config.export.retain_acc_loss_limit)
+            files["best_config"] = best_path
+        except ValueError as error:
+            logger.warning("No configuration exported: %s", error)
+
+    for path in files.values():
+        tracker.log_artifact(path)
+    tracker.log_parent_metrics(
+        {"hypervolume": final_volume, "trials_completed": float(len(trials)), "trials_failed": float(failed), "pareto_size": float(len(front)), "wall_time_s": wall_time_s}
+    )
+    tracker.log_metric_history(tracker.parent_run_id, "hypervolume_history", history)
+
+    logger.info(
+        "Sweep %r finished in %s: %d completed, %d failed, Pareto front %d, hypervolume %.4f (reference point %s).",
+        config.name, format_duration(wall_time_s), len(trials), failed, len(front), final_volume, dict(zip(metrics, reference)),
+    )
+    return SweepResult(config.name, trials, front, final_volume, reference, failed, wall_time_s, tracker.parent_run_id, best_path, files)
+
+
+def _write_report(config, paths, trials, front, history, reference, sources, reference_metrics, directions) -> dict[str, Path]:
+    metrics = [o.metric for o in config.objectives]
+    files = {
+        "trials": paths.output / "trials.csv",
+        "pareto": paths.output / "pareto.csv",
+        "hypervolume": paths.output / "hypervolume.csv",
+    }
+    trials.to_csv(files["trials"], index=False)
+    front.to_csv(files["pareto"], index=False)
+    pd.DataFrame({"completed_trials": range(1, len(history) + 1), "hypervolume": history}).to_csv(files["hypervolume"], index=False)
+    (paths.output / "hypervolume_reference.yaml").write_text(
+        yaml.safe_dump({name: {"value": value, "source": source} for name, value, source in zip(metrics, reference, sources)}, sort_keys=False)
+    )
+    files["hypervolume_reference"] = paths.output / "hypervolume_reference.yaml"
+    if len(trials):
+        files["pareto_plot"] = pareto_plot(paths.output / "pareto.png", trials, metrics, directions, reference_metrics, f"Sweep {config.name}: {config.method.name} on {config.data.dataset}")
+        files["hypervolume_plot"] = hypervolume_plot(paths.output / "hypervolume.png", history, reference, f"Sweep {config.name}: hypervolume")
+    return files

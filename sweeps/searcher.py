@@ -1,0 +1,82 @@
+"""Ray Tune's OptunaSearch, adapted so that no Optuna trial is ever left RUNNING.
+
+Ray's own `on_trial_complete` tells COMPLETE with whatever values it finds and only logs a warning
+when Optuna rejects them (None or NaN values), which leaves that Optuna trial RUNNING forever. Here
+a trial that errored, or whose objectives are missing or not finite, is told FAIL, and the
+configured constraints are stored on each completed trial so that `study.best_trials` returns the
+feasible Pareto front.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.search.optuna import OptunaSearch
+
+from sweeps.config import Constraint
+
+logger = logging.getLogger(__name__)
+
+
+class SweepSearch(OptunaSearch):
+    """Multi-objective OptunaSearch with failure handling, constraints and Ray trial ids on Optuna trials.
+
+    Args:
+        space: Optuna distributions by parameter name.
+        metric: objective metric names, in study order.
+        mode: "max" or "min" per objective.
+        sampler: the Optuna sampler.
+        study_name: name of the persistent study.
+        storage: Optuna storage (an RDB storage for a persistent study).
+        constraints: feasibility conditions stored on each completed trial.
+    """
+
+    def __init__(
+        self,
+        space: dict[str, optuna.distributions.BaseDistribution],
+        metric: list[str],
+        mode: list[str],
+        sampler: optuna.samplers.BaseSampler,
+        study_name: str,
+        storage: optuna.storages.BaseStorage,
+        constraints: list[Constraint] | None = None,
+    ):
+        super().__init__(space=space, metric=metric, mode=mode, sampler=sampler, study_name=study_name, storage=storage)
+        self._constraints = list(constraints or [])
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        is_new = trial_id not in self._ot_trials
+        params = super().suggest(trial_id)
+        if is_new and trial_id in self._ot_trials:
+            self._ot_trials[trial_id].set_user_attr("ray_trial_id", trial_id)
+        return params
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        ot_trial = self._ot_trials[trial_id]
+
+        values = [None if not result else result.get(name) for name in self.metric]
+        usable = not error and all(isinstance(value, (int, float)) and math.isfinite(value) for value in values)
+        try:
+            if usable:
+                for constraint in self._constraints:
+                    ot_trial.set_constraint(str(constraint), constraint.violation(result))
+                self._ot_study.tell(ot_trial, [float(value) for value in values], state=TrialState.COMPLETE)
+            else:
+                reason = (result or {}).get("error") or ("trial raised an error" if error else f"objectives {values} are not finite")
+                ot_trial.set_user_attr("fail_reason", str(reason)[:1000])
+                self._ot_study.tell(ot_trial, state=TrialState.FAIL)
+        except (ValueError, RuntimeError) as tell_error:
+            logger.warning("Optuna rejected the result of trial %s (%s); recording it as failed.", trial_id, tell_error)
+            self._ot_study.tell(ot_trial, state=TrialState.FAIL, skip_if_finished=True)
+        self._completed_trials.add(trial_id)
+
+    def optuna_trial_number(self, trial_id: str) -> int | None:
+        """Return the Optuna trial number behind a Ray trial id, if the trial was suggested here."""
+        trial = self._ot_trials.get(trial_id)
+        return None if trial is None else trial.number

@@ -1,0 +1,110 @@
+"""Build what every trial shares: data, split, reference models and the evaluator with its RCD references."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from sweeps.config import SweepConfig
+from unlearning.data import Dataset, load_dataset
+from unlearning.device import resolve_device
+from unlearning.evaluation import UnlearningEvaluator
+from unlearning.metrics.rcd import RcdConfig
+from unlearning.models import ModelSpec
+from unlearning.references import References, build_references
+from unlearning.splits import ForgetSplit, SplitData, make_split
+from unlearning.training import TrainingRecipe
+
+logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run a block with `count` torch threads, restoring the previous count afterwards.
+
+    The thread count changes the order of floating-point reductions on the CPU, so every process
+    that must reproduce a trial's metrics bit for bit uses the trial's count.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(max(1, count))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def trial_threads(config: SweepConfig) -> int:
+    """Return the torch threads of one trial: its whole CPU reservation, at least one."""
+    return max(1, int(config.resources.cpu))
+
+
+def load_data(config: SweepConfig) -> Dataset:
+    """Load the configured data set."""
+    data = config.data
+    return load_dataset(
+        data.dataset,
+        data.data_dir,
+        max_train_samples=data.max_train_samples,
+        max_test_samples=data.max_test_samples,
+        **data.options,
+    )
+
+
+def build_split(config: SweepConfig, dataset: Dataset) -> ForgetSplit:
+    """Make the configured forget/retain split."""
+    scenario = config.scenario
+    return make_split(dataset, scenario.kind, fraction=scenario.fraction, classes=scenario.classes, seed=scenario.seed)
+
+
+def model_spec(config: SweepConfig, dataset: Dataset) -> ModelSpec:
+    """Return the model spec for the configured architecture on this data set."""
+    return ModelSpec(config.model.name, dataset.input_shape, dataset.num_classes, dataset.mean, dataset.std, dict(config.model.options))
+
+
+def training_recipe(config: SweepConfig) -> TrainingRecipe:
+    """Return the reference training recipe from the configuration."""
+    values = config.training.model_dump()
+    values.pop("seed")
+    return TrainingRecipe(**values)
+
+
+def rcd_config(config: SweepConfig) -> RcdConfig:
+    """Return the relearning protocol from the configuration."""
+    values = config.rcd.model_dump()
+    values["seeds"] = tuple(values["seeds"])
+    return RcdConfig(**values)
+
+
+def cache_dir(config: SweepConfig) -> Path:
+    """Return the reference cache under the sweep storage folder."""
+    return Path(config.storage) / "references"
+
+
+def prepare(config: SweepConfig) -> tuple[Dataset, ForgetSplit, References, UnlearningEvaluator]:
+    """Load the data, split it, build or load the references and measure them once.
+
+    The references train on the configured device ("auto" picks a local GPU when there is one);
+    the returned evaluator lives on the CPU, ready to be shipped to trials.
+    """
+    dataset = load_data(config)
+    split = build_split(config, dataset)
+    spec = model_spec(config, dataset)
+    device = resolve_device(config.device)
+
+    references = build_references(
+        dataset, split, spec, training_recipe(config), config.training.seed, cache_dir=cache_dir(config), device=device
+    )
+    data = SplitData.from_split(dataset, split, device)
+    with torch_threads(trial_threads(config)) if device.type == "cpu" else contextlib.nullcontext():
+        evaluator = UnlearningEvaluator(
+            data,
+            references,
+            rcd_config(config),
+            mia_max_samples=config.evaluation.mia_max_samples,
+            mia_seed=config.evaluation.mia_seed,
+        )
+    return dataset, split, references, evaluator.to("cpu")

@@ -1,0 +1,395 @@
+"""Relearning convergence delay (RCD): optimizer steps an attacker needs to refit the forget set.
+
+An attacker fine-tunes the unlearned model and we count the steps until a convergence criterion
+holds at `patience` consecutive evaluations. The same protocol, seeds and evaluation subsets are
+applied to the retrain model, and `rcd = rcd_steps(model) / rcd_steps(retrain)`: 1.0 means as
+hard to relearn as a model that never saw the forget set, 0 means nothing was forgotten.
+
+The default criterion, `gap`, compares the forget loss with the loss on an equally sized control
+set of retain samples. A plain forget-loss threshold rewards models that merely shrink their
+weights: lower confidence raises every loss, so such a model looks slow to relearn while still
+classifying the forget set perfectly. Measuring the forget-specific excess loss cancels that.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from unlearning.splits import SplitData
+from unlearning.training import DivergenceError, make_optimizer, predict_logits
+
+logger = logging.getLogger(__name__)
+
+RELEARN_SETS = ("train", "forget_plus_retain", "forget_only", "k_forget_plus_retain")
+CRITERIA = ("gap", "loss", "accuracy")
+
+
+class RcdError(ValueError):
+    """Raised for an invalid RCD protocol or a retrain reference that cannot normalize RCD."""
+
+
+@dataclass(frozen=True)
+class RcdConfig:
+    """The relearning protocol. Every field is logged with the run.
+
+    Args:
+        relearn_set: data the attacker trains on. "train": batches from the whole original
+            training set (retain and forget samples in their natural proportion, the default);
+            "forget_plus_retain": the forget set plus as many retain samples; "forget_only";
+            "k_forget_plus_retain": `k` forget samples plus the retain set, with convergence
+            measured on the other forget samples.
+        k: forget samples given to the attacker in "k_forget_plus_retain".
+        optimizer: "sgd" (plain: no momentum, no weight decay) or "adam".
+        lr: relearning learning rate.
+        batch_size: samples per relearning step.
+        seeds: relearning seeds; `rcd_steps` is the mean over them.
+        criterion: "gap" (forget loss minus control loss back at the original model's level
+            plus `tol`), "loss" (forget loss at most the original's plus `tol`) or "accuracy"
+            (forget accuracy at least the original's minus `accuracy_tol`).
+        tol: cap on the tolerance of the loss-based criteria, in nats; the tolerance itself
+            when `relative_tol` is 0.
+        relative_tol: tolerance of the loss-based criteria as a fraction of the retrain model's
+            excess at step 0 (its gap, or forget loss, minus the original's), capped at `tol`.
+            The fraction adapts to the data set's loss scale when the retrain model generalizes
+            well to the forget set (random forgetting); the cap matters when it has never seen
+            the forget classes and its excess is tens of nats (class forgetting).
+        accuracy_tol: tolerance of the accuracy criterion, as a fraction.
+        patience: consecutive evaluations at which the criterion must hold.
+        max_steps: step budget; a run that has not converged by then is censored.
+        dense_steps: evaluate after every step up to this step.
+        eval_every: minimum interval between evaluations after `dense_steps`.
+        eval_growth: after `dense_steps`, the interval also grows to `eval_growth` times the
+            current step, so the resolution stays relative (5% by default) and a censored run
+            costs about 80 evaluations instead of one per `eval_every` steps.
+        eval_size: maximum size of the forget evaluation subset and of the control subset.
+        eval_seed: seed of the evaluation subsets, shared by every model of a sweep.
+    """
+
+    relearn_set: Literal["train", "forget_plus_retain", "forget_only", "k_forget_plus_retain"] = "train"
+    k: int = 10
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = 0.01
+    batch_size: int = 32
+    seeds: tuple[int, ...] = (0, 1, 2)
+    criterion: Literal["gap", "loss", "accuracy"] = "gap"
+    tol: float = 0.2
+    relative_tol: float = 0.25
+    accuracy_tol: float = 0.01
+    patience: int = 2
+    max_steps: int = 2000
+    dense_steps: int = 20
+    eval_every: int = 5
+    eval_growth: float = 0.05
+    eval_size: int = 512
+    eval_seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "seeds", tuple(int(seed) for seed in self.seeds))
+        problems = []
+        if self.relearn_set not in RELEARN_SETS:
+            problems.append(f"relearn_set must be one of {', '.join(RELEARN_SETS)}, got {self.relearn_set!r}")
+        if self.criterion not in CRITERIA:
+            problems.append(f"criterion must be one of {', '.join(CRITERIA)}, got {self.criterion!r}")
+        if self.optimizer not in ("sgd", "adam"):
+            problems.append(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if not self.lr > 0:
+            problems.append(f"lr must be positive, got {self.lr}")
+        if not self.seeds:
+            problems.append("seeds must name at least one seed")
+        for name in ("batch_size", "patience", "max_steps", "eval_every", "eval_size", "k"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if min(self.dense_steps, self.tol, self.relative_tol, self.accuracy_tol, self.eval_growth) < 0:
+            problems.append("dense_steps, tol, relative_tol, accuracy_tol and eval_growth must be >= 0")
+        if problems:
+            raise RcdError("Invalid RCD protocol: " + "; ".join(problems) + ".")
+
+    def to_dict(self) -> dict[str, object]:
+        """Return the protocol as a plain dict, for logging."""
+        values = asdict(self)
+        values["seeds"] = list(self.seeds)
+        return values
+
+    def eval_steps(self) -> list[int]:
+        """Return the steps after which the criterion is evaluated, 0 (before relearning) included."""
+        steps = list(range(0, min(self.dense_steps, self.max_steps) + 1))
+        while steps[-1] < self.max_steps:
+            interval = max(self.eval_every, math.ceil(self.eval_growth * steps[-1]))
+            steps.append(min(steps[-1] + interval, self.max_steps))
+        return steps
+
+
+@dataclass
+class RelearningRun:
+    """One relearning run: the step where each criterion converged (None if not) and the curve."""
+
+    seed: int
+    converged_step: dict[str, int | None]
+    steps: list[int] = field(default_factory=list)
+    forget_loss: list[float] = field(default_factory=list)
+    control_loss: list[float] = field(default_factory=list)
+    forget_acc: list[float] = field(default_factory=list)
+
+
+@dataclass
+class RcdMeasurement:
+    """RCD of one model: the primary criterion's delay over seeds plus the other criteria where reached."""
+
+    criterion: str
+    max_steps: int
+    runs: list[RelearningRun]
+
+    def steps_for(self, criterion: str) -> tuple[float | None, bool]:
+        """Return (mean steps over seeds, censored) for a criterion; censored runs count as `max_steps`.
+
+        For a criterion other than the primary one, a run stopped early at primary convergence
+        without reaching it gives None, because its delay is unknown rather than censored.
+        """
+        values = []
+        censored = False
+        for run in self.runs:
+            step = run.converged_step[criterion]
+            if step is None:
+                if criterion != self.criterion and run.steps[-1] < self.max_steps:
+                    return None, False
+                censored = True
+                step = self.max_steps
+            values.append(step)
+        return float(np.mean(values)), censored
+
+    @property
+    def steps(self) -> float:
+        """Mean delay over seeds under the primary criterion."""
+        return self.steps_for(self.criterion)[0]
+
+    @property
+    def censored(self) -> bool:
+        """True when at least one seed never converged, so `steps` is a lower bound."""
+        return self.steps_for(self.criterion)[1]
+
+    @property
+    def steps_std(self) -> float:
+        """Standard deviation of the primary delay over seeds (censored runs count as `max_steps`)."""
+        values = [run.converged_step[self.criterion] for run in self.runs]
+        return float(np.std([self.max_steps if value is None else value for value in values]))
+
+    def mean_curve(self) -> dict[str, list[float]]:
+        """Return the relearning curve averaged over the seeds that evaluated each step."""
+        by_step: dict[int, list[tuple[float, float, float]]] = {}
+        for run in self.runs:
+            for index, step in enumerate(run.steps):
+                point = (run.forget_loss[index], run.control_loss[index], run.forget_acc[index])
+                by_step.setdefault(step, []).append(point)
+        steps = sorted(by_step)
+        means = [np.mean(by_step[step], axis=0) for step in steps]
+        return {
+            "step": steps,
+            "forget_loss": [float(mean[0]) for mean in means],
+            "control_loss": [float(mean[1]) for mean in means],
+            "gap": [float(mean[0] - mean[1]) for mean in means],
+            "forget_acc": [float(mean[2]) for mean in means],
+        }
+
+
+class RcdProtocol:
+    """A relearning protocol fixed for one split: evaluation subsets, relearning pool and thresholds.
+
+    The levels come from the original model, the tolerances from `tol` plus `relative_tol` times
+    the retrain model's initial excess, and every model of a sweep (the retrain reference included)
+    is measured against the same subsets, seeds and thresholds.
+
+    Args:
+        config: the protocol settings.
+        data: the split's tensors.
+        original: the original model, which sets the convergence levels.
+        retrain: the retrain model; required when `config.relative_tol` is positive.
+    """
+
+    def __init__(self, config: RcdConfig, data: SplitData, original: nn.Module, retrain: nn.Module | None = None):
+        self.config = config
+        self.data = data
+        self._choose_subsets()
+        self.thresholds = self._thresholds(original, retrain)
+
+    def _choose_subsets(self) -> None:
+        config = self.config
+        rng = np.random.default_rng(config.eval_seed)
+        num_forget = len(self.data.y_forget)
+        num_retain = len(self.data.y_retain)
+
+        forget_order = rng.permutation(num_forget)
+        if config.relearn_set == "k_forget_plus_retain":
+            if config.k >= num_forget:
+                raise RcdError(
+                    f"k={config.k} forget samples for relearning leaves none to measure convergence on; "
+                    f"the forget set has {num_forget} samples."
+                )
+            self.relearn_forget = np.sort(forget_order[: config.k])
+            held_out = forget_order[config.k :]
+        else:
+            self.relearn_forget = np.arange(num_forget)
+            held_out = forget_order
+        self.eval_forget = np.sort(held_out[: config.eval_size])
+
+        control_count = min(len(self.eval_forget), num_retain)
+        self.eval_control = np.sort(rng.choice(num_retain, size=control_count, replace=False))
+
+        if config.relearn_set == "forget_plus_retain":
+            self.relearn_retain = np.sort(rng.choice(num_retain, size=min(num_forget, num_retain), replace=False))
+        elif config.relearn_set == "forget_only":
+            self.relearn_retain = np.arange(0)
+        else:
+            self.relearn_retain = np.arange(num_retain)
+
+    @torch.no_grad()
+    def _evaluate(self, model: nn.Module) -> tuple[float, float, float]:
+        data = self.data
+        forget_index = torch.from_numpy(self.eval_forget)
+        control_index = torch.from_numpy(self.eval_control)
+        forget_logits = predict_logits(model, data.x_forget[forget_index])
+        control_logits = predict_logits(model, data.x_retain[control_index])
+        forget_labels = data.y_forget[forget_index].to(forget_logits.device)
+        forget_loss = F.cross_entropy(forget_logits, forget_labels).item()
+        control_loss = F.cross_entropy(control_logits, data.y_retain[control_index].to(control_logits.device)).item()
+        forget_acc = (forget_logits.argmax(dim=1) == forget_labels).float().mean().item()
+        return forget_loss, control_loss, forget_acc
+
+    def _thresholds(self, original: nn.Module, retrain: nn.Module | None) -> dict[str, float]:
+        forget_loss, control_loss, forget_acc = self._evaluate(original)
+        gap = forget_loss - control_loss
+        gap_tol = loss_tol = self.config.tol
+
+        if self.config.relative_tol > 0:
+            if retrain is None:
+                raise RcdError("relative_tol > 0 needs the retrain model to set the tolerance; pass `retrain`.")
+            retrain_forget_loss, retrain_control_loss, _ = self._evaluate(retrain)
+            gap_excess = max(0.0, retrain_forget_loss - retrain_control_loss - gap)
+            loss_excess = max(0.0, retrain_forget_loss - forget_loss)
+            gap_tol = min(self.config.tol, self.config.relative_tol * gap_excess)
+            loss_tol = min(self.config.tol, self.config.relative_tol * loss_excess)
+
+        return {
+            "gap": gap + gap_tol,
+            "forget_loss": forget_loss + loss_tol,
+            "forget_acc": forget_acc - self.config.accuracy_tol,
+            "original_gap": gap,
+            "original_forget_loss": forget_loss,
+            "original_forget_acc": forget_acc,
+            "gap_tolerance": gap_tol,
+            "loss_tolerance": loss_tol,
+        }
+
+    def _holds(self, forget_loss: float, control_loss: float, forget_acc: float) -> dict[str, bool]:
+        return {
+            "gap": forget_loss - control_loss <= self.thresholds["gap"],
+            "loss": forget_loss <= self.thresholds["forget_loss"],
+            "accuracy": forget_acc >= self.thresholds["forget_acc"],
+        }
+
+    def _relearning_pool(self) -> tuple[torch.Tensor, torch.Tensor]:
+        data = self.data
+        forget = torch.from_numpy(self.relearn_forget)
+        retain = torch.from_numpy(self.relearn_retain)
+        x = torch.cat([data.x_forget[forget], data.x_retain[retain]])
+        y = torch.cat([data.y_forget[forget], data.y_retain[retain]])
+        return x, y
+
+    def relearn(self, model: nn.Module, seed: int) -> RelearningRun:
+        """Fine-tune a copy of `model` with one seed and record when each criterion converges."""
+        config = self.config
+        attacker = copy.deepcopy(model)
+        attacker.train()
+        optimizer = make_optimizer(attacker.parameters(), config.optimizer, config.lr)
+        pool_x, pool_y = self._relearning_pool()
+        generator = torch.Generator().manual_seed(seed)
+        device = next(attacker.parameters()).device
+
+        run = RelearningRun(seed=seed, converged_step={name: None for name in CRITERIA})
+        streak_start: dict[str, int | None] = {name: None for name in CRITERIA}
+        streak_length = {name: 0 for name in CRITERIA}
+        order = torch.randperm(len(pool_y), generator=generator)
+        cursor = 0
+        step = 0
+
+        for eval_step in config.eval_steps():
+            while step < eval_step:
+                if cursor + config.batch_size > len(order):
+                    order = torch.randperm(len(pool_y), generator=generator)
+                    cursor = 0
+                batch = order[cursor : cursor + config.batch_size]
+                cursor += config.batch_size
+                optimizer.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(attacker(pool_x[batch].to(device)), pool_y[batch].to(device))
+                if not torch.isfinite(loss):
+                    raise DivergenceError(f"Relearning loss became {loss.item()} at step {step + 1} (seed {seed}).")
+                loss.backward()
+                optimizer.step()
+                step += 1
+
+            forget_loss, control_loss, forget_acc = self._evaluate(attacker)
+            if not all(math.isfinite(value) for value in (forget_loss, control_loss)):
+                raise DivergenceError(f"Relearning evaluation loss became NaN or infinite at step {step} (seed {seed}).")
+            run.steps.append(step)
+            run.forget_loss.append(forget_loss)
+            run.control_loss.append(control_loss)
+            run.forget_acc.append(forget_acc)
+
+            for name, holds in self._holds(forget_loss, control_loss, forget_acc).items():
+                if run.converged_step[name] is not None:
+                    continue
+                if not holds:
+                    streak_start[name], streak_length[name] = None, 0
+                    continue
+                if streak_start[name] is None:
+                    streak_start[name] = step
+                streak_length[name] += 1
+                if streak_length[name] >= config.patience:
+                    run.converged_step[name] = streak_start[name]
+
+            if run.converged_step[config.criterion] is not None:
+                break
+        return run
+
+    def measure(self, model: nn.Module) -> RcdMeasurement:
+        """Relearn `model` once per seed and collect the delays; `model` itself is left unchanged."""
+        runs = [self.relearn(model, seed) for seed in self.config.seeds]
+        return RcdMeasurement(self.config.criterion, self.config.max_steps, runs)
+
+
+def rcd_metrics(measurement: RcdMeasurement, retrain: RcdMeasurement) -> dict[str, float]:
+    """Return the RCD metrics of a model normalized by the retrain model's delays.
+
+    Keys: `rcd_steps`, `rcd_steps_std`, `rcd` and `rcd_censored` (1.0 when at least one seed hit
+    the budget, so the mean is a lower bound), plus `rcd_loss` and `rcd_accuracy` for the other
+    criteria where both this model and the retrain model reached them.
+    """
+    retrain_steps = retrain.steps
+    if retrain_steps <= 0:
+        raise RcdError(
+            f"The retrain model reaches the '{retrain.criterion}' criterion at step 0, so RCD cannot be normalized. "
+            "Lower `rcd.tol`, lower `rcd.lr`, or choose another criterion."
+        )
+
+    metrics = {
+        "rcd_steps": measurement.steps,
+        "rcd_steps_std": measurement.steps_std,
+        "rcd": measurement.steps / retrain_steps,
+        "rcd_censored": 1.0 if measurement.censored else 0.0,
+    }
+    for name in CRITERIA:
+        if name == measurement.criterion:
+            continue
+        own, _ = measurement.steps_for(name)
+        reference, _ = retrain.steps_for(name)
+        if own is not None and reference:
+            metrics[f"rcd_{name}"] = own / reference
+    return metrics
