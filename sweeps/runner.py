@@ -28,7 +28,7 @@ from sweeps.report import format_table, hypervolume_plot, pareto_plot, pareto_ta
 from sweeps.samplers import build_sampler
 from sweeps.search_space import load_search_space, to_distributions
 from sweeps.searcher import SweepSearch
-from sweeps.setup import prepare
+from sweeps.setup import build_split, load_data, prepare
 from sweeps.tracking import (
     OPTUNA_TAG,
     PARETO_TAG,
@@ -40,7 +40,8 @@ from sweeps.tracking import (
 )
 from sweeps.trial import TrialContext, run_trial
 from unlearning.checkpoints import save_checkpoint
-from unlearning.methods import parse_params
+from unlearning.device import resolve_device
+from unlearning.methods import get_method, parse_params
 
 logger = logging.getLogger(__name__)
 
@@ -171,11 +172,16 @@ def run_sweep(config: SweepConfig, *, fresh: bool = False) -> SweepResult:
     paths = sweep_paths(config)
     metrics, directions = _directions(config)
 
+    get_method(config.method.name)
     space = to_distributions(load_search_space(config.search_space, config.method.name))
     parse_params(config.method.name, config.method.params)
     overlap = sorted(set(space) & set(config.method.params))
     if overlap:
         raise ConfigError(f"Hyperparameters {overlap} are both searched and fixed in method.params; keep only one.")
+
+    resolve_device(config.device)
+    dataset = load_data(config)
+    build_split(config, dataset)
 
     tracking_uri = config.tracking_uri or default_tracking_uri(paths.storage)
     check_tracking_uri(tracking_uri)
@@ -189,7 +195,7 @@ def run_sweep(config: SweepConfig, *, fresh: bool = False) -> SweepResult:
         _check_new_sweep(config, paths, storage, tracker)
 
     logger.info("Preparing references for sweep %r.", config.name)
-    dataset, split, references, evaluator = prepare(config)
+    dataset, split, references, evaluator = prepare(config, dataset)
     reference_metrics = {role: dict(evaluation.metrics) for role, evaluation in evaluator.reference_evaluations.items()}
 
     tracker.start_parent(config.model_dump(mode="json"), _versions())

@@ -84,13 +84,13 @@ def cache_dir(config: SweepConfig) -> Path:
     return Path(config.storage) / "references"
 
 
-def prepare(config: SweepConfig) -> tuple[Dataset, ForgetSplit, References, UnlearningEvaluator]:
-    """Load the data, split it, build or load the references and measure them once.
+def prepare(config: SweepConfig, dataset: Dataset | None = None) -> tuple[Dataset, ForgetSplit, References, UnlearningEvaluator]:
+    """Load the data (unless given), split it, build or load the references and measure them once.
 
     The references train on the configured device ("auto" picks a local GPU when there is one);
     the returned evaluator lives on the CPU, ready to be shipped to trials.
     """
-    dataset = load_data(config)
+    dataset = dataset if dataset is not None else load_data(config)
     split = build_split(config, dataset)
     spec = model_spec(config, dataset)
     device = resolve_device(config.device)

@@ -1,0 +1,51 @@
+"""Every offered Optuna sampler runs under Ray Tune, and a constraint marks infeasible trials."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from sweeps.config import load_config
+from sweeps.runner import run_sweep
+
+FAST = ["rcd.seeds=[0]", "rcd.max_steps=300", "search_space=ieu"]
+
+
+@pytest.fixture(scope="module")
+def storage(tmp_path_factory):
+    return tmp_path_factory.mktemp("samplers") / "mlruns"
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random", "gp"])
+def test_sampler_runs_under_ray(sampler, storage):
+    config = load_config(None, [*FAST, f"sampler.name={sampler}", f"name=sampler-{sampler}"], {"trials": 3, "storage": str(storage)})
+
+    result = run_sweep(config)
+
+    study = optuna.load_study(study_name=f"sampler-{sampler}", storage=f"sqlite:///{storage / 'optuna.db'}")
+    states = [trial.state for trial in study.get_trials()]
+    assert len(states) == 3
+    assert TrialState.RUNNING not in states
+    assert len(result.trials) + result.failed == 3
+
+
+def test_constraint_marks_infeasible(storage):
+    config = load_config(None, [*FAST, "name=constrained", "constraints=['retain_acc_loss <= -1']"], {"trials": 2, "storage": str(storage)})
+
+    result = run_sweep(config)
+
+    study = optuna.load_study(study_name="constrained", storage=f"sqlite:///{storage / 'optuna.db'}")
+    assert study.best_trials == []
+    assert not result.trials["feasible"].any()
+    assert result.pareto.empty
+
+
+def test_existing_sweep_name_rejected(storage):
+    from sweeps.runner import SweepExistsError
+
+    config = load_config(None, [*FAST, "name=sampler-random"], {"trials": 3, "storage": str(storage)})
+
+    with pytest.raises(SweepExistsError) as error:
+        run_sweep(config)
+    assert "rcd-sweep resume sampler-random" in str(error.value)
