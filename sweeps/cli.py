@@ -150,7 +150,7 @@ def command_unlearn(args: argparse.Namespace) -> int:
     expected = model_spec(config, dataset)
     if spec != expected:
         raise ConfigError(
-            f"Checkpoint {args.checkpoint!r} holds a {spec.name!r} model for inputs {spec.input_shape} with {spec.num_classes} classes "
+            f"Checkpoint {args.checkpoint!r} contains a {spec.name!r} model for inputs {spec.input_shape} with {spec.num_classes} classes "
             f"and options {spec.options}, but the configuration describes {expected.name!r} for {expected.input_shape} with "
             f"{expected.num_classes} classes and options {expected.options}. Use the checkpoint the sweep was run with."
         )

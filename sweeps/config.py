@@ -17,12 +17,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from unlearning.evaluation import METRIC_NAMES
 
 
-OBJECTIVE_METRICS = METRIC_NAMES + ("rcd_loss", "rcd_accuracy")
+OBJECTIVE_METRICS = METRIC_NAMES + ("rcd_gap", "rcd_rank", "rcd_loss", "rcd_accuracy")
 SAMPLERS = ("tpe", "nsga2", "random", "gp")
 
 
 class ConfigError(ValueError):
     """Raised for an invalid sweep configuration; the message names each key path and the reason."""
+
+
+def _check_metric(cls, metric: str) -> str:
+    if metric not in OBJECTIVE_METRICS:
+        raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(OBJECTIVE_METRICS)}")
+    return metric
 
 
 class Section(BaseModel):
@@ -32,7 +38,7 @@ class Section(BaseModel):
 
 
 class DataConfig(Section):
-    """Which data set to load and from where."""
+    """Data set name, location and size limits."""
 
     dataset: str = "digits"
     data_dir: str | None = None
@@ -64,7 +70,7 @@ class ModelConfig(Section):
 
 
 class TrainingConfig(Section):
-    """How the original and retrain models are trained, and the model seed."""
+    """Training recipe of the original and retrain models, and the model seed."""
 
     epochs: int = Field(30, ge=1)
     batch_size: int = Field(64, ge=1)
@@ -138,12 +144,7 @@ class Objective(Section):
     metric: str
     direction: Literal["maximize", "minimize"]
 
-    @field_validator("metric")
-    @classmethod
-    def _known_metric(cls, metric: str) -> str:
-        if metric not in OBJECTIVE_METRICS:
-            raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(OBJECTIVE_METRICS)}")
-        return metric
+    _known_metric = field_validator("metric")(_check_metric)
 
 
 _CONSTRAINT_PATTERN = re.compile(r"^\s*([a-z_]+)\s*(<=|>=)\s*([-+0-9.eE]+)\s*$")
@@ -166,12 +167,7 @@ class Constraint(Section):
             return {"metric": match.group(1), "op": match.group(2), "value": float(match.group(3))}
         return value
 
-    @field_validator("metric")
-    @classmethod
-    def _known_metric(cls, metric: str) -> str:
-        if metric not in OBJECTIVE_METRICS:
-            raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(OBJECTIVE_METRICS)}")
-        return metric
+    _known_metric = field_validator("metric")(_check_metric)
 
     def violation(self, metrics: dict[str, float]) -> float:
         """Return Optuna's constraint value: <= 0 when satisfied, the amount of violation otherwise."""
@@ -213,7 +209,7 @@ class RcdSettings(Section):
     lr: float = Field(0.01, gt=0)
     batch_size: int = Field(32, ge=1)
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
-    criterion: Literal["gap", "loss", "accuracy"] = "gap"
+    criterion: Literal["gap", "rank", "loss", "accuracy"] = "gap"
     tol: float = Field(0.2, ge=0)
     relative_tol: float = Field(0.25, ge=0)
     accuracy_tol: float = Field(0.01, ge=0, le=1)

@@ -9,10 +9,22 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 import yaml
-
-from sweeps.config import ConfigError, Section, SweepConfig, read_yaml
-from sweeps.config import DataConfig, EvaluationConfig, MethodConfig, ModelConfig, RcdSettings, ResourcesConfig, ScenarioConfig, TrainingConfig
 from pydantic import Field, ValidationError
+
+from sweeps.config import (
+    ConfigError,
+    DataConfig,
+    EvaluationConfig,
+    MethodConfig,
+    ModelConfig,
+    RcdSettings,
+    ResourcesConfig,
+    ScenarioConfig,
+    Section,
+    SweepConfig,
+    TrainingConfig,
+    read_yaml,
+)
 
 EXPORT_KIND = "rcd-sweep/unlearn-config"
 

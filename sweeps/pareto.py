@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 # Reference values, in each metric's own direction, that every useful model beats: no delay at
-# all for the RCD family, and the loss of every correct answer for accuracy losses and gaps.
+# all for the RCD family, and the largest possible value (1.0) for accuracy losses and gaps.
 DEFAULT_REFERENCE = {
     "rcd": 0.0,
     "rcd_loss": 0.0,

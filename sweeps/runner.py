@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -22,9 +21,9 @@ from ray import tune
 
 from sweeps.config import ConfigError, SweepConfig, dump_config
 from sweeps.export import select_trial, write_unlearn_config
-from sweeps.pareto import hypervolume, hypervolume_history, pareto_mask, reference_point
+from sweeps.pareto import hypervolume_history, pareto_mask, reference_point
 from sweeps.progress import ProgressCallback, format_duration
-from sweeps.report import format_table, hypervolume_plot, pareto_plot, pareto_table, trials_frame
+from sweeps.report import hypervolume_plot, pareto_plot, pareto_table, trials_frame
 from sweeps.samplers import build_sampler
 from sweeps.search_space import load_search_space, to_distributions
 from sweeps.searcher import SweepSearch
@@ -40,6 +39,7 @@ from sweeps.tracking import (
 )
 from sweeps.trial import TrialContext, run_trial
 from unlearning.checkpoints import save_checkpoint
+from unlearning.data import Dataset
 from unlearning.device import resolve_device
 from unlearning.methods import get_method, parse_params
 
@@ -56,7 +56,7 @@ class ClusterError(RuntimeError):
 
 @dataclass
 class SweepPaths:
-    """Where a sweep keeps its state, all under the storage folder unless configured otherwise."""
+    """Storage layout of one sweep: every path lies under the storage folder."""
 
     storage: Path
     name: str
@@ -80,7 +80,7 @@ class SweepPaths:
 
 @dataclass
 class SweepResult:
-    """What a finished sweep produced."""
+    """Report of a finished sweep: tables, hypervolume, counts and output files."""
 
     name: str
     trials: pd.DataFrame
@@ -155,9 +155,8 @@ def _check_new_sweep(config: SweepConfig, paths: SweepPaths, storage: optuna.sto
     exists = _study_exists(storage, config.name) or tracker.find_parent() is not None or paths.ray_experiment.exists()
     if exists:
         raise SweepExistsError(
-            f"A sweep named {config.name!r} already exists in {str(paths.storage)!r}. Continue it with "
-            f"`rcd-sweep resume {config.name}`, choose another name with --set name=NEW_NAME, "
-            "or delete it and start over with --fresh."
+            f"A sweep named {config.name!r} already exists in {str(paths.storage)!r}. Choose another name "
+            "with --set name=NEW_NAME, or delete it and start over with --fresh."
         )
 
 
@@ -170,7 +169,6 @@ def run_sweep(config: SweepConfig, *, fresh: bool = False) -> SweepResult:
     """
     started = time.monotonic()
     paths = sweep_paths(config)
-    metrics, directions = _directions(config)
 
     get_method(config.method.name)
     space = to_distributions(load_search_space(config.search_space, config.method.name))
@@ -194,6 +192,31 @@ def run_sweep(config: SweepConfig, *, fresh: bool = False) -> SweepResult:
     else:
         _check_new_sweep(config, paths, storage, tracker)
 
+    started_ray = _connect_ray(config.address)
+    try:
+        result = _run(config, paths, storage, tracker, space, dataset, started)
+    except BaseException as error:
+        if tracker.parent_run_id is not None:
+            tracker.finish_parent("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+        raise
+    finally:
+        if started_ray:
+            ray.shutdown()
+    tracker.finish_parent()
+    return result
+
+
+def _run(
+    config: SweepConfig,
+    paths: SweepPaths,
+    storage: optuna.storages.BaseStorage,
+    tracker: SweepTracker,
+    space: dict[str, optuna.distributions.BaseDistribution],
+    dataset: Dataset,
+    started: float,
+) -> SweepResult:
+    """Build the references, run the trials on Ray Tune and write the report."""
+    metrics, directions = _directions(config)
     logger.info("Preparing references for sweep %r.", config.name)
     dataset, split, references, evaluator = prepare(config, dataset)
     reference_metrics = {role: dict(evaluation.metrics) for role, evaluation in evaluator.reference_evaluations.items()}
@@ -223,34 +246,23 @@ def run_sweep(config: SweepConfig, *, fresh: bool = False) -> SweepResult:
         MlflowTrialCallback(tracker, dict(config.method.params), config.method.name),
         ProgressCallback(config.trials, metrics, directions, reference),
     ]
-
-    started_ray = _connect_ray(config.address)
-    try:
-        trainable = tune.with_resources(
-            tune.with_parameters(run_trial, context=context),
-            {"cpu": config.resources.cpu, "gpu": config.resources.gpu},
-        )
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=searcher, num_samples=config.trials, max_concurrent_trials=config.concurrency
-            ),
-            run_config=tune.RunConfig(
-                name=config.name,
-                storage_path=str(paths.ray_storage),
-                callbacks=callbacks,
-                failure_config=tune.FailureConfig(max_failures=config.max_failures),
-                verbose=0,
-            ),
-        )
-        tuner.fit()
-    finally:
-        if started_ray:
-            ray.shutdown()
-
-    result = finish_sweep(config, tracker, paths, storage, reference_metrics, time.monotonic() - started)
-    tracker.finish_parent()
-    return result
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, context=context),
+        {"cpu": config.resources.cpu, "gpu": config.resources.gpu},
+    )
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=config.trials, max_concurrent_trials=config.concurrency),
+        run_config=tune.RunConfig(
+            name=config.name,
+            storage_path=str(paths.ray_storage),
+            callbacks=callbacks,
+            failure_config=tune.FailureConfig(max_failures=config.max_failures),
+            verbose=0,
+        ),
+    )
+    tuner.fit()
+    return finish_sweep(config, tracker, paths, storage, reference_metrics, time.monotonic() - started)
 
 
 def _log_references(tracker, paths, config, split, references, evaluator) -> None:

@@ -1,10 +1,10 @@
 """Ray Tune's OptunaSearch, adapted so that no Optuna trial is ever left RUNNING.
 
-Ray's own `on_trial_complete` tells COMPLETE with whatever values it finds and only logs a warning
-when Optuna rejects them (None or NaN values), which leaves that Optuna trial RUNNING forever. Here
-a trial that errored, or whose objectives are missing or not finite, is told FAIL, and the
-configured constraints are stored on each completed trial so that `study.best_trials` returns the
-feasible Pareto front.
+Ray's own `on_trial_complete` (Ray 2.60) reports the trial to Optuna as COMPLETE with whatever
+values it finds. When Optuna rejects them (None or NaN values), Ray only logs a warning, and the
+Optuna trial stays RUNNING forever. Here a trial that errored, or whose objectives are missing or
+not finite, is reported as FAIL. The configured constraints are stored on each completed trial, so
+`study.best_trials` returns the feasible Pareto front.
 """
 
 from __future__ import annotations

@@ -87,8 +87,8 @@ def cache_dir(config: SweepConfig) -> Path:
 def prepare(config: SweepConfig, dataset: Dataset | None = None) -> tuple[Dataset, ForgetSplit, References, UnlearningEvaluator]:
     """Load the data (unless given), split it, build or load the references and measure them once.
 
-    The references train on the configured device ("auto" picks a local GPU when there is one);
-    the returned evaluator lives on the CPU, ready to be shipped to trials.
+    The references train on the configured device, where "auto" picks a local GPU when there is
+    one. The returned evaluator lives on the CPU, ready to be shipped to trials.
     """
     dataset = dataset if dataset is not None else load_data(config)
     split = build_split(config, dataset)

@@ -49,7 +49,7 @@ def default_tracking_uri(storage: Path) -> str:
 
 
 def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
-    """Fail early, with a clear message, when a tracking URI is malformed or its server does not answer."""
+    """Raise `TrackingError` early when a tracking URI is malformed or its server does not respond."""
     if uri.startswith(("http://", "https://")):
         try:
             with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s) as response:
@@ -98,7 +98,7 @@ class SweepTracker:
 
     Args:
         tracking_uri: MLflow tracking URI.
-        experiment_name: experiment that holds the sweep (the sweep name).
+        experiment_name: experiment that contains the sweep (the sweep name).
         artifact_root: artifact folder for a new experiment on a local store; None lets a server decide.
     """
 
@@ -136,11 +136,6 @@ class SweepTracker:
         for chunk in _chunks(entries, _BATCH_PARAMS):
             self.client.log_batch(self.parent_run_id, params=chunk)
         return self.parent_run_id
-
-    def resume_parent(self, run_id: str) -> None:
-        """Continue logging to an existing parent run."""
-        self.parent_run_id = run_id
-        self.client.update_run(run_id, status="RUNNING")
 
     def log_parent_metrics(self, metrics: dict[str, float]) -> None:
         """Log finite metrics on the parent run."""
@@ -211,7 +206,7 @@ class SweepTracker:
         steps = curve.get("step", [])
         now = mlflow.utils.time.get_current_time_millis()
         metrics = []
-        for name in ("forget_loss", "control_loss", "gap", "forget_acc"):
+        for name in ("forget_loss", "control_loss", "gap", "forget_acc", "loss_rank"):
             for step, value in zip(steps, curve.get(name, [])):
                 if math.isfinite(value):
                     metrics.append(Metric(f"relearn_{name}", float(value), now, int(step)))
@@ -252,7 +247,9 @@ def trial_error_message(trial: Any) -> str:
 
 
 class MlflowTrialCallback(Callback):
-    """Tune callback that writes one child run per finished or failed trial, exactly once.
+    """Tune callback that writes one child run per finished or failed trial.
+
+    Trials that already have a child run (found by their `ray_trial_id` tag) are skipped.
 
     Args:
         tracker: the sweep's tracker, with its parent run started.

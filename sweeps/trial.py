@@ -28,7 +28,7 @@ class TrialDivergedError(RuntimeError):
 
 @dataclass
 class TrialContext:
-    """What every trial shares, built once by the driver and passed through Ray's object store.
+    """Shared state of all trials, built once by the driver and passed through Ray's object store.
 
     Args:
         evaluator: the split, the references and their measured RCD, on the CPU.

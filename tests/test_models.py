@@ -74,3 +74,17 @@ def test_device_invalid_rejected():
     with pytest.raises(DeviceError) as error:
         resolve_device("gpu0")
     assert "'gpu0'" in str(error.value)
+
+
+def test_library_imports_no_orchestrator():
+    """The unlearning package must work without Ray, Optuna, MLflow or the sweeps package."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, unlearning.data, unlearning.evaluation, unlearning.methods, unlearning.references, unlearning.checkpoints\n"
+        "print(sorted(name for name in ('ray', 'optuna', 'mlflow', 'sweeps') if name in sys.modules))"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+
+    assert output.strip() == "[]"

@@ -48,4 +48,5 @@ def test_existing_sweep_name_rejected(storage):
 
     with pytest.raises(SweepExistsError) as error:
         run_sweep(config)
-    assert "rcd-sweep resume sampler-random" in str(error.value)
+    assert "'sampler-random' already exists" in str(error.value)
+    assert "--fresh" in str(error.value)

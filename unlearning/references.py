@@ -91,7 +91,7 @@ def build_references(
 
     Args:
         dataset: the full data set.
-        split: the forget/retain split; the retrain model sees only `split.retain_idx`.
+        split: the forget/retain split; the retrain model trains on `split.retain_idx` only.
         spec: the model architecture.
         recipe: the training recipe used for both models.
         seed: model seed, used for the initial weights and the batch order of both models.

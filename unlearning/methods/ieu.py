@@ -1,9 +1,9 @@
 """IEU (Influence Eliminating Unlearning): gradient ascent on the forget set, weight decay, weight noise.
 
-Each of `ascent_steps` iterations takes a gradient-ascent step on a forget batch (gradient norm
-clipped), shrinks the weights by decoupled weight decay `w <- w * (1 - lr * weight_decay)`, and
-adds Gaussian noise with standard deviation `noise_scale` times the RMS of each parameter tensor,
-so the noise is relative to each layer's scale. Optional descent steps on retain batches follow
+Each of `ascent_steps` iterations takes a gradient-ascent step on a forget batch, with the
+gradient norm clipped. It then shrinks the weights by decoupled weight decay
+`w <- w * (1 - lr * weight_decay)` and adds Gaussian noise whose standard deviation is
+`noise_scale` times the RMS of each parameter tensor, so the noise scales with each layer. Optional descent steps on retain batches follow
 each iteration. The method follows Tran & Woo, "Efficient Unlearning through Maximizing Relearning
 Convergence Delay" (arXiv 2604.09391, 2026); the exact update rules above are this library's.
 """
@@ -59,30 +59,19 @@ def _sample_batch(num_samples: int, batch_size: int, generator: torch.Generator)
     return torch.randint(num_samples, (min(batch_size, num_samples),), generator=generator)
 
 
-def _ascent_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: IEUParams, step: int) -> None:
+def _gradient_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: IEUParams, ascend: bool, what: str) -> None:
+    """Take one clipped gradient step on the cross-entropy of (x, y): ascent on forget batches, descent on retain batches."""
     model.zero_grad(set_to_none=True)
     loss = F.cross_entropy(model(x), y)
-    check_finite(loss, f"IEU forget loss at ascent step {step}")
+    check_finite(loss, what)
     loss.backward()
     if params.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), params.grad_clip)
+    step_size = params.lr if ascend else -params.lr
     with torch.no_grad():
         for parameter in model.parameters():
             if parameter.grad is not None:
-                parameter.add_(parameter.grad, alpha=params.lr)
-
-
-def _descent_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, params: IEUParams, step: int) -> None:
-    model.zero_grad(set_to_none=True)
-    loss = F.cross_entropy(model(x), y)
-    check_finite(loss, f"IEU retain loss at step {step}")
-    loss.backward()
-    if params.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), params.grad_clip)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            if parameter.grad is not None:
-                parameter.sub_(parameter.grad, alpha=params.lr)
+                parameter.add_(parameter.grad, alpha=step_size)
 
 
 @torch.no_grad()
@@ -118,14 +107,14 @@ def influence_eliminating_unlearning(
     for step in range(1, params.ascent_steps + 1):
         if use_ascent:
             batch = _sample_batch(len(data.y_forget), params.batch_size, batch_generator)
-            _ascent_step(model, data.x_forget[batch], data.y_forget[batch], params, step)
+            _gradient_step(model, data.x_forget[batch], data.y_forget[batch], params, True, f"IEU forget loss at step {step}")
         if use_decay and params.weight_decay > 0:
             _decay(model, params)
         if use_noise and params.noise_scale > 0:
             _add_noise(model, params, noise_generator)
         for _ in range(params.retain_steps):
             batch = _sample_batch(len(data.y_retain), params.batch_size, batch_generator)
-            _descent_step(model, data.x_retain[batch], data.y_retain[batch], params, step)
+            _gradient_step(model, data.x_retain[batch], data.y_retain[batch], params, False, f"IEU retain loss at step {step}")
 
     model.zero_grad(set_to_none=True)
     return model

@@ -1,7 +1,7 @@
 """Relearning convergence delay (RCD): optimizer steps an attacker needs to refit the forget set.
 
 An attacker fine-tunes the unlearned model and we count the steps until a convergence criterion
-holds at `patience` consecutive evaluations. The same protocol, seeds and evaluation subsets are
+is met at `patience` consecutive evaluations. The same protocol, seeds and evaluation subsets are
 applied to the retrain model, and `rcd = rcd_steps(model) / rcd_steps(retrain)`: 1.0 means as
 hard to relearn as a model that never saw the forget set, 0 means nothing was forgotten.
 
@@ -21,6 +21,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+from scipy.stats import rankdata
 from torch import nn
 from torch.nn import functional as F
 
@@ -30,7 +31,7 @@ from unlearning.training import DivergenceError, make_optimizer, predict_logits
 logger = logging.getLogger(__name__)
 
 RELEARN_SETS = ("train", "forget_plus_retain", "forget_only", "k_forget_plus_retain")
-CRITERIA = ("gap", "loss", "accuracy")
+CRITERIA = ("gap", "rank", "loss", "accuracy")
 
 
 class RcdError(ValueError):
@@ -42,19 +43,22 @@ class RcdConfig:
     """The relearning protocol. Every field is logged with the run.
 
     Args:
-        relearn_set: data the attacker trains on. "train": batches from the whole original
-            training set (retain and forget samples in their natural proportion, the default);
-            "forget_plus_retain": the forget set plus as many retain samples; "forget_only";
-            "k_forget_plus_retain": `k` forget samples plus the retain set, with convergence
-            measured on the other forget samples.
+        relearn_set: data the attacker trains on. "train" (the default) draws batches from the
+            whole original training set, with retain and forget samples in their natural
+            proportion. "forget_plus_retain" uses the forget set plus as many retain samples, and
+            "forget_only" the forget set alone. "k_forget_plus_retain" uses `k` forget samples plus
+            the retain set and measures convergence on the other forget samples.
         k: forget samples given to the attacker in "k_forget_plus_retain".
         optimizer: "sgd" (plain: no momentum, no weight decay) or "adam".
         lr: relearning learning rate.
         batch_size: samples per relearning step.
         seeds: relearning seeds; `rcd_steps` is the mean over them.
-        criterion: "gap" (forget loss minus control loss back at the original model's level
-            plus `tol`), "loss" (forget loss at most the original's plus `tol`) or "accuracy"
-            (forget accuracy at least the original's minus `accuracy_tol`).
+        criterion: the convergence test. "gap": forget loss minus control loss is back at the
+            original model's level plus the tolerance. "rank": the probability that a forget
+            sample has a higher loss than a control sample (the AUC of a loss-based membership
+            attack) is back at the original's level plus `relative_tol` of the retrain model's
+            excess. "loss": the forget loss is at most the original's plus the tolerance.
+            "accuracy": the forget accuracy is at least the original's minus `accuracy_tol`.
         tol: cap on the tolerance of the loss-based criteria, in nats; the tolerance itself
             when `relative_tol` is 0.
         relative_tol: tolerance of the loss-based criteria as a fraction of the retrain model's
@@ -80,7 +84,7 @@ class RcdConfig:
     lr: float = 0.01
     batch_size: int = 32
     seeds: tuple[int, ...] = (0, 1, 2)
-    criterion: Literal["gap", "loss", "accuracy"] = "gap"
+    criterion: Literal["gap", "rank", "loss", "accuracy"] = "gap"
     tol: float = 0.2
     relative_tol: float = 0.25
     accuracy_tol: float = 0.01
@@ -138,6 +142,7 @@ class RelearningRun:
     forget_loss: list[float] = field(default_factory=list)
     control_loss: list[float] = field(default_factory=list)
     forget_acc: list[float] = field(default_factory=list)
+    loss_rank: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -184,10 +189,10 @@ class RcdMeasurement:
 
     def mean_curve(self) -> dict[str, list[float]]:
         """Return the relearning curve averaged over the seeds that evaluated each step."""
-        by_step: dict[int, list[tuple[float, float, float]]] = {}
+        by_step: dict[int, list[tuple[float, float, float, float]]] = {}
         for run in self.runs:
             for index, step in enumerate(run.steps):
-                point = (run.forget_loss[index], run.control_loss[index], run.forget_acc[index])
+                point = (run.forget_loss[index], run.control_loss[index], run.forget_acc[index], run.loss_rank[index])
                 by_step.setdefault(step, []).append(point)
         steps = sorted(by_step)
         means = [np.mean(by_step[step], axis=0) for step in steps]
@@ -197,6 +202,7 @@ class RcdMeasurement:
             "control_loss": [float(mean[1]) for mean in means],
             "gap": [float(mean[0] - mean[1]) for mean in means],
             "forget_acc": [float(mean[2]) for mean in means],
+            "loss_rank": [float(mean[3]) for mean in means],
         }
 
 
@@ -251,48 +257,59 @@ class RcdProtocol:
             self.relearn_retain = np.arange(num_retain)
 
     @torch.no_grad()
-    def _evaluate(self, model: nn.Module) -> tuple[float, float, float]:
+    def _evaluate(self, model: nn.Module) -> dict[str, float]:
         data = self.data
         forget_index = torch.from_numpy(self.eval_forget)
         control_index = torch.from_numpy(self.eval_control)
         forget_logits = predict_logits(model, data.x_forget[forget_index])
         control_logits = predict_logits(model, data.x_retain[control_index])
         forget_labels = data.y_forget[forget_index].to(forget_logits.device)
-        forget_loss = F.cross_entropy(forget_logits, forget_labels).item()
-        control_loss = F.cross_entropy(control_logits, data.y_retain[control_index].to(control_logits.device)).item()
-        forget_acc = (forget_logits.argmax(dim=1) == forget_labels).float().mean().item()
-        return forget_loss, control_loss, forget_acc
+        forget_losses = F.cross_entropy(forget_logits, forget_labels, reduction="none")
+        control_losses = F.cross_entropy(control_logits, data.y_retain[control_index].to(control_logits.device), reduction="none")
+        return {
+            "forget_loss": forget_losses.mean().item(),
+            "control_loss": control_losses.mean().item(),
+            "forget_acc": (forget_logits.argmax(dim=1) == forget_labels).float().mean().item(),
+            "loss_rank": _exceedance(forget_losses.cpu().numpy(), control_losses.cpu().numpy()),
+        }
 
     def _thresholds(self, original: nn.Module, retrain: nn.Module | None) -> dict[str, float]:
-        forget_loss, control_loss, forget_acc = self._evaluate(original)
-        gap = forget_loss - control_loss
+        levels = self._evaluate(original)
+        gap = levels["forget_loss"] - levels["control_loss"]
         gap_tol = loss_tol = self.config.tol
+        rank_tol = 0.0
 
         if self.config.relative_tol > 0:
             if retrain is None:
                 raise RcdError("relative_tol > 0 needs the retrain model to set the tolerance; pass `retrain`.")
-            retrain_forget_loss, retrain_control_loss, _ = self._evaluate(retrain)
-            gap_excess = max(0.0, retrain_forget_loss - retrain_control_loss - gap)
-            loss_excess = max(0.0, retrain_forget_loss - forget_loss)
+            retrain_levels = self._evaluate(retrain)
+            gap_excess = max(0.0, retrain_levels["forget_loss"] - retrain_levels["control_loss"] - gap)
+            loss_excess = max(0.0, retrain_levels["forget_loss"] - levels["forget_loss"])
+            rank_excess = max(0.0, retrain_levels["loss_rank"] - levels["loss_rank"])
             gap_tol = min(self.config.tol, self.config.relative_tol * gap_excess)
             loss_tol = min(self.config.tol, self.config.relative_tol * loss_excess)
+            rank_tol = self.config.relative_tol * rank_excess
 
         return {
             "gap": gap + gap_tol,
-            "forget_loss": forget_loss + loss_tol,
-            "forget_acc": forget_acc - self.config.accuracy_tol,
+            "loss_rank": levels["loss_rank"] + rank_tol,
+            "forget_loss": levels["forget_loss"] + loss_tol,
+            "forget_acc": levels["forget_acc"] - self.config.accuracy_tol,
             "original_gap": gap,
-            "original_forget_loss": forget_loss,
-            "original_forget_acc": forget_acc,
+            "original_loss_rank": levels["loss_rank"],
+            "original_forget_loss": levels["forget_loss"],
+            "original_forget_acc": levels["forget_acc"],
             "gap_tolerance": gap_tol,
+            "rank_tolerance": rank_tol,
             "loss_tolerance": loss_tol,
         }
 
-    def _holds(self, forget_loss: float, control_loss: float, forget_acc: float) -> dict[str, bool]:
+    def _holds(self, snapshot: dict[str, float]) -> dict[str, bool]:
         return {
-            "gap": forget_loss - control_loss <= self.thresholds["gap"],
-            "loss": forget_loss <= self.thresholds["forget_loss"],
-            "accuracy": forget_acc >= self.thresholds["forget_acc"],
+            "gap": snapshot["forget_loss"] - snapshot["control_loss"] <= self.thresholds["gap"],
+            "rank": snapshot["loss_rank"] <= self.thresholds["loss_rank"],
+            "loss": snapshot["forget_loss"] <= self.thresholds["forget_loss"],
+            "accuracy": snapshot["forget_acc"] >= self.thresholds["forget_acc"],
         }
 
     def _relearning_pool(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -335,15 +352,16 @@ class RcdProtocol:
                 optimizer.step()
                 step += 1
 
-            forget_loss, control_loss, forget_acc = self._evaluate(attacker)
-            if not all(math.isfinite(value) for value in (forget_loss, control_loss)):
+            snapshot = self._evaluate(attacker)
+            if not all(math.isfinite(snapshot[name]) for name in ("forget_loss", "control_loss")):
                 raise DivergenceError(f"Relearning evaluation loss became NaN or infinite at step {step} (seed {seed}).")
             run.steps.append(step)
-            run.forget_loss.append(forget_loss)
-            run.control_loss.append(control_loss)
-            run.forget_acc.append(forget_acc)
+            run.forget_loss.append(snapshot["forget_loss"])
+            run.control_loss.append(snapshot["control_loss"])
+            run.forget_acc.append(snapshot["forget_acc"])
+            run.loss_rank.append(snapshot["loss_rank"])
 
-            for name, holds in self._holds(forget_loss, control_loss, forget_acc).items():
+            for name, holds in self._holds(snapshot).items():
                 if run.converged_step[name] is not None:
                     continue
                 if not holds:
@@ -363,6 +381,18 @@ class RcdProtocol:
         """Relearn `model` once per seed and collect the delays; `model` itself is left unchanged."""
         runs = [self.relearn(model, seed) for seed in self.config.seeds]
         return RcdMeasurement(self.config.criterion, self.config.max_steps, runs)
+
+
+def _exceedance(forget: np.ndarray, control: np.ndarray) -> float:
+    """Return P(forget loss > control loss) + 0.5 P(equal), from ranks (the Mann-Whitney U statistic).
+
+    Ranks ignore the scale of the losses and the few huge losses of misclassified samples, which
+    dominate a mean loss over a few hundred samples.
+    """
+    ranks = rankdata(np.concatenate([forget, control]))
+    count_forget, count_control = len(forget), len(control)
+    u_statistic = ranks[:count_forget].sum() - count_forget * (count_forget + 1) / 2
+    return float(u_statistic / (count_forget * count_control))
 
 
 def rcd_metrics(measurement: RcdMeasurement, retrain: RcdMeasurement) -> dict[str, float]:
