@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -178,13 +177,16 @@ def command_ui(args: argparse.Namespace) -> int:
     storage = Path(args.storage or "mlruns").resolve()
     backend = args.backend_store_uri or f"sqlite:///{storage / 'mlflow.db'}"
     artifacts = args.artifacts_destination or (storage / "artifacts").as_uri()
-    executable = shutil.which("mlflow")
-    if executable is None:
-        raise ConfigError("The `mlflow` command was not found; install the full mlflow package (not mlflow-skinny).")
+    try:
+        import mlflow.server  # noqa: F401  (mlflow-skinny lacks the server and the UI)
+    except ImportError as error:
+        raise ConfigError("The MLflow server is not installed; install the full mlflow package, not mlflow-skinny.") from error
+    # `python -m mlflow` finds the mlflow that rcd-sweep runs with, whatever is on PATH.
+    executable = sys.executable
     if args.server:
-        command = [executable, "server", "--backend-store-uri", backend, "--artifacts-destination", artifacts, "--host", args.host, "--port", str(args.port), "--workers", "1"]
+        command = [executable, "-m", "mlflow", "server", "--backend-store-uri", backend, "--artifacts-destination", artifacts, "--host", args.host, "--port", str(args.port), "--workers", "1"]
     else:
-        command = [executable, "ui", "--backend-store-uri", backend, "--default-artifact-root", artifacts, "--host", args.host, "--port", str(args.port)]
+        command = [executable, "-m", "mlflow", "ui", "--backend-store-uri", backend, "--default-artifact-root", artifacts, "--host", args.host, "--port", str(args.port)]
     print(f"MLflow {'server' if args.server else 'UI'} on http://{args.host}:{args.port} (backend {backend}); stop it with Ctrl-C.", flush=True)
     os.execv(executable, command)
     return 0  # not reached: execv replaces this process, so its PID is the server's
