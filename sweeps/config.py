@@ -372,7 +372,9 @@ def load_config(
     try:
         return SweepConfig.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(format_validation_error(error, repr(str(path)) if path else "the defaults")) from error
+        given_options = bool(overrides) or any(value is not None for value in (extra or {}).values())
+        source = repr(str(path)) if path else "the command-line options" if given_options else "the defaults"
+        raise ConfigError(format_validation_error(error, source)) from error
 
 
 def dump_config(config: SweepConfig) -> str:

@@ -65,8 +65,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for truncated, foreign or unsafe files.
         raise CheckpointError(
-            f"Checkpoint {str(path)!r} could not be read safely: {str(error).splitlines()[0]}. "
-            "It may be truncated, not a PyTorch file, or contain objects other than tensors."
+            f"Checkpoint {str(path)!r} could not be read safely ({type(error).__name__}). It is truncated, "
+            "not a PyTorch file, or contains objects other than tensors, which are never unpickled. "
+            "Pass a checkpoint written by rcd-sweep or unlearning.checkpoints.save_checkpoint."
         ) from error
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
