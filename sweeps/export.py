@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import logging
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,6 +26,8 @@ from sweeps.config import (
     TrainingConfig,
     read_yaml,
 )
+
+logger = logging.getLogger(__name__)
 
 EXPORT_KIND = "rcd-sweep/unlearn-config"
 
@@ -87,7 +90,14 @@ def select_trial(
                 f"no trial has retain_acc_loss <= {loss_limit}; the lowest is {feasible['retain_acc_loss'].min():.4f}. "
                 "Raise the limit with --limit or choose another --rule"
             )
-        return within.sort_values(["rcd", "retain_acc_loss", "trial"], ascending=[False, True, True]).iloc[0]
+        selected = within.sort_values(["rcd", "retain_acc_loss", "trial"], ascending=[False, True, True]).iloc[0]
+        if selected["rcd"] <= 0:
+            logger.warning(
+                "No trial with retain_acc_loss <= %g delays relearning (the best rcd is 0), so the selected "
+                "configuration forgets nothing measurable. Raise the limit with --limit or use --rule knee.",
+                loss_limit,
+            )
+        return selected
 
     if rule == "min_avg_gap":
         if "avg_gap" not in feasible:

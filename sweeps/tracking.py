@@ -22,6 +22,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from ray.tune import Callback
+from ray.tune.result import AUTO_RESULT_KEYS
 
 from sweeps.trial import CURVE_KEY
 
@@ -192,7 +193,10 @@ class SweepTracker:
             metrics = [
                 Metric(key, float(value), now, 0)
                 for key, value in result.items()
-                if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                if key not in AUTO_RESULT_KEYS
+                and isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and math.isfinite(value)
             ]
             for chunk in _chunks(metrics, _BATCH_METRICS):
                 self.client.log_batch(run_id, metrics=chunk)
