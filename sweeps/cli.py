@@ -134,7 +134,7 @@ def command_export(args: argparse.Namespace) -> int:
 def command_unlearn(args: argparse.Namespace) -> int:
     from sweeps.config import ConfigError
     from sweeps.export import load_unlearn_config
-    from sweeps.setup import model_spec, prepare, torch_threads
+    from sweeps.setup import model_spec, prepare, torch_threads, trial_threads
     from unlearning.checkpoints import load_checkpoint, save_checkpoint
     from unlearning.methods import run_method
     from unlearning.device import resolve_device
@@ -155,8 +155,7 @@ def command_unlearn(args: argparse.Namespace) -> int:
         )
 
     device = resolve_device(config.device)
-    threads = max(1, int(config.resources.cpu))
-    with torch_threads(threads):
+    with torch_threads(trial_threads(config)):
         evaluator = evaluator.to(device)
         outcome = run_method(config.method.name, model, evaluator.data, config.method.params, seed=config.method.seed, device=device)
         evaluation = evaluator.evaluate(outcome.model, outcome.runtime_s)

@@ -18,7 +18,6 @@ from unlearning.evaluation import METRIC_NAMES
 
 
 OBJECTIVE_METRICS = METRIC_NAMES + ("rcd_gap", "rcd_rank", "rcd_loss", "rcd_accuracy")
-SAMPLERS = ("tpe", "nsga2", "random", "gp")
 
 
 class ConfigError(ValueError):

@@ -27,7 +27,7 @@ from sweeps.report import hypervolume_plot, pareto_plot, pareto_table, trials_fr
 from sweeps.samplers import build_sampler
 from sweeps.search_space import load_search_space, to_distributions
 from sweeps.searcher import SweepSearch
-from sweeps.setup import build_split, load_data, prepare
+from sweeps.setup import build_split, load_data, prepare, trial_threads
 from sweeps.tracking import (
     OPTUNA_TAG,
     PARETO_TAG,
@@ -231,7 +231,7 @@ def _run(
         fixed_params=dict(config.method.params),
         method_seed=config.method.seed,
         device=config.device,
-        threads=max(1, int(config.resources.cpu)),
+        threads=trial_threads(config),
     )
     searcher = SweepSearch(
         space=space,

@@ -75,8 +75,3 @@ class SweepSearch(OptunaSearch):
             logger.warning("Optuna rejected the result of trial %s (%s); recording it as failed.", trial_id, tell_error)
             self._ot_study.tell(ot_trial, state=TrialState.FAIL, skip_if_finished=True)
         self._completed_trials.add(trial_id)
-
-    def optuna_trial_number(self, trial_id: str) -> int | None:
-        """Return the Optuna trial number behind a Ray trial id, if the trial was suggested here."""
-        trial = self._ot_trials.get(trial_id)
-        return None if trial is None else trial.number
