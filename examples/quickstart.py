@@ -1,6 +1,6 @@
 """Unlearn 10% of digits from a CNN with IEU and print every metric, RCD included.
 
-Usage: python examples/quickstart.py [--dataset mnist --data-dir PATH --epochs 5 --batch-size 128] [--device auto]
+Usage: python examples/quickstart.py [--dataset mnist --data-dir PATH --max-train-samples 6000] [--device auto]
 """
 
 from __future__ import annotations
@@ -22,13 +22,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="digits", help="digits (default) or mnist")
     parser.add_argument("--data-dir", help="folder with the MNIST IDX files (mnist only)")
+    parser.add_argument("--max-train-samples", type=int, help="keep the first N training images (default: all)")
     parser.add_argument("--epochs", type=int, default=30, help="training epochs of the reference models (default 30)")
     parser.add_argument("--batch-size", type=int, default=64, help="training batch size of the reference models (default 64)")
     parser.add_argument("--device", default="cpu", help="cpu (default, reproducible), cuda or auto")
     args = parser.parse_args()
     started = time.perf_counter()
 
-    dataset = load_dataset(args.dataset, args.data_dir)
+    dataset = load_dataset(args.dataset, args.data_dir, max_train_samples=args.max_train_samples)
     split = make_split(dataset, "random", fraction=0.1, seed=0)
     spec = ModelSpec("cnn", dataset.input_shape, dataset.num_classes, dataset.mean, dataset.std)
     references = build_references(dataset, split, spec, TrainingRecipe(epochs=args.epochs, batch_size=args.batch_size), seed=0, device=args.device)

@@ -50,3 +50,20 @@ def test_existing_sweep_name_rejected(storage):
         run_sweep(config)
     assert "'sampler-random' already exists" in str(error.value)
     assert "--fresh" in str(error.value)
+
+
+def test_sweep_with_only_failures_completes(storage):
+    overrides = [
+        "rcd.seeds=[0]",
+        "name=all-diverge",
+        "search_space={method: ieu, parameters: {lr: {type: categorical, choices: [1.0e6]}}}",
+        "method.params={weight_decay: 1.0, ascent_steps: 20}",
+    ]
+    config = load_config(None, overrides, {"trials": 2, "storage": str(storage)})
+
+    result = run_sweep(config)
+
+    assert result.failed == 2
+    assert result.trials.empty
+    assert result.best_config_path is None
+    assert result.hypervolume == 0.0
