@@ -84,3 +84,20 @@ def test_constraint_string_parsed():
 
     assert config.constraints[0].metric == "test_acc_loss"
     assert config.constraints[0].violation({"test_acc_loss": 0.08}) == pytest.approx(0.03)
+
+
+def test_rcd_defaults_match_library():
+    """The sweep file's `rcd:` defaults are the library's RcdConfig defaults."""
+    from sweeps.config import RcdSettings
+    from unlearning.metrics.rcd import RcdConfig
+
+    assert RcdSettings().model_dump() == RcdConfig().to_dict()
+
+
+def test_training_defaults_match_library():
+    from sweeps.config import TrainingConfig
+    from unlearning.training import TrainingRecipe
+
+    values = TrainingConfig().model_dump()
+    values.pop("seed")
+    assert values == TrainingRecipe().to_dict()
