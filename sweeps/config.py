@@ -290,7 +290,7 @@ class SweepConfig(Section):
         return self
 
 
-def format_validation_error(error: ValidationError, source: str) -> str:
+def format_validation_error(error: ValidationError, source: str, what: str = "sweep configuration") -> str:
     """Turn a pydantic error into one paragraph that names each key path and the reason."""
     problems = []
     for item in error.errors():
@@ -301,7 +301,7 @@ def format_validation_error(error: ValidationError, source: str) -> str:
         elif message.startswith("Value error, "):
             message = message[len("Value error, ") :]
         problems.append(f"{path}: {message}")
-    return f"Invalid sweep configuration in {source}: " + "; ".join(problems) + "."
+    return f"Invalid {what} in {source}: " + "; ".join(problems) + "."
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -372,7 +372,12 @@ def load_config(
         return SweepConfig.model_validate(raw)
     except ValidationError as error:
         given_options = bool(overrides) or any(value is not None for value in (extra or {}).values())
-        source = repr(str(path)) if path else "the command-line options" if given_options else "the defaults"
+        if path:
+            source = repr(str(path))
+        elif given_options:
+            source = "the command-line options"
+        else:
+            source = "the defaults"
         raise ConfigError(format_validation_error(error, source)) from error
 
 

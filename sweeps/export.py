@@ -24,6 +24,7 @@ from sweeps.config import (
     Section,
     SweepConfig,
     TrainingConfig,
+    format_validation_error,
     read_yaml,
 )
 
@@ -169,5 +170,4 @@ def load_unlearn_config(path: str | Path) -> UnlearnConfig:
     try:
         return UnlearnConfig.model_validate(raw)
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in error.errors())
-        raise ConfigError(f"Invalid unlearning configuration in {str(path)!r}: {problems}.") from error
+        raise ConfigError(format_validation_error(error, repr(str(path)), "unlearning configuration")) from error

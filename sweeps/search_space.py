@@ -7,7 +7,7 @@ from pathlib import Path
 import optuna
 from pydantic import ValidationError
 
-from sweeps.config import ConfigError, ParameterSpace, SearchSpace, read_yaml
+from sweeps.config import ConfigError, ParameterSpace, SearchSpace, format_validation_error, read_yaml
 from unlearning.methods import get_method
 
 SEARCH_SPACE_DIR = Path(__file__).resolve().parents[1] / "search_spaces"
@@ -33,8 +33,7 @@ def load_search_space(space: str | SearchSpace, method: str) -> SearchSpace:
         try:
             space = SearchSpace.model_validate(read_yaml(path))
         except ValidationError as error:
-            problems = "; ".join(f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in error.errors())
-            raise ConfigError(f"Invalid search space in {str(path)!r}: {problems}.") from error
+            raise ConfigError(format_validation_error(error, repr(str(path)), "search space")) from error
 
     if space.method != method:
         raise ConfigError(

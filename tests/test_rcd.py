@@ -36,7 +36,7 @@ def test_original_scores_zero(digits_evaluator):
 
 
 def test_shrunken_weights_score_low(digits_evaluator, digits_references):
-    """Scaling every weight by 0.6 lowers confidence but forgets nothing, so RCD must stay low."""
+    """Scaling every weight by 0.6 lowers confidence but keeps every prediction, so RCD must stay low."""
     evaluation = digits_evaluator.evaluate(scaled_copy(digits_references.original(), 0.6))
 
     assert evaluation.metrics["forget_acc"] > 0.95

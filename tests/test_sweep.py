@@ -1,7 +1,7 @@
 """A small real sweep on digits: Ray Tune trials, a persistent Optuna study and an MLflow SQLite store.
 
 One sweep runs once per module. Its search space lets the learning rate reach 1e6, so some trials
-diverge; the tests then read the three systems back and check that they agree.
+diverge. The tests then read the three systems back and check that they agree.
 """
 
 from __future__ import annotations

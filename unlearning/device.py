@@ -13,7 +13,7 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """Turn a device request into a `torch.device`.
 
     Args:
-        device: "auto" (or None) picks CUDA when it is available and the CPU otherwise;
+        device: "auto" (or None) picks CUDA when it is available and the CPU otherwise.
             "cpu", "cuda" and "cuda:N" are taken as given, after checking that CUDA exists.
     """
     if device is None or (isinstance(device, str) and device == "auto"):

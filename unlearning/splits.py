@@ -78,8 +78,8 @@ def make_split(
 
     Args:
         dataset: the data set whose training samples are split.
-        scenario: "random" forgets `fraction` of the training samples drawn uniformly;
-            "class" forgets every training sample of `classes`.
+        scenario: "random" puts a uniformly drawn `fraction` of the training samples in the
+            forget set. "class" puts every training sample of `classes` there.
         fraction: share of the training set to forget in the random scenario, in (0, 1). Default 0.1.
         classes: the classes to forget in the class scenario.
         seed: split seed, separate from the model seed. Every integer, 0 included, is a real seed.

@@ -31,7 +31,7 @@ class DivergenceError(FloatingPointError):
 
 @dataclass(frozen=True)
 class TrainingRecipe:
-    """How the original and retrain models are trained.
+    """Training recipe of the original and retrain models.
 
     Args:
         epochs: passes over the training set.

@@ -63,9 +63,10 @@ class RcdConfig:
             when `relative_tol` is 0.
         relative_tol: tolerance of the loss-based criteria as a fraction of the retrain model's
             excess at step 0 (its gap, or forget loss, minus the original's), capped at `tol`.
-            The fraction adapts to the data set's loss scale when the retrain model generalizes
-            well to the forget set (random forgetting); the cap matters when it has never seen
-            the forget classes and its excess is tens of nats (class forgetting).
+            The fraction adapts to the data set's loss scale in random forgetting, where the
+            retrain model generalizes well to the forget set. The cap matters in class
+            forgetting, where the retrain model never saw the forget classes and its excess is
+            tens of nats.
         accuracy_tol: tolerance of the accuracy criterion, as a fraction.
         patience: consecutive evaluations at which the criterion must hold.
         max_steps: step budget; a run that has not converged by then is censored.
