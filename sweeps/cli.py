@@ -1,4 +1,4 @@
-"""The `rcd-sweep` command: run, export, unlearn and ui."""
+"""The `rcd-sweep` command: run, resume, export, unlearn and ui."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ DEFAULT_PORT = 5000
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exception types that mean bad input or an unreachable service, reported without a traceback."""
     from sweeps.config import ConfigError
-    from sweeps.runner import ClusterError, SweepExistsError
+    from sweeps.plugins import PluginError
+    from sweeps.runner import ClusterError, SweepExistsError, SweepStateError
     from sweeps.tracking import TrackingError
     from unlearning.checkpoints import CheckpointError
     from unlearning.data import DatasetError
@@ -35,8 +36,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from unlearning.training import TrainingError
 
     return (
-        ConfigError, ClusterError, SweepExistsError, TrackingError, CheckpointError, DatasetError,
-        DeviceError, MethodError, RcdError, ModelError, SplitError, TrainingError,
+        ConfigError, ClusterError, SweepExistsError, SweepStateError, PluginError, TrackingError, CheckpointError,
+        DatasetError, DeviceError, MethodError, RcdError, ModelError, SplitError, TrainingError,
     )
 
 
@@ -79,34 +80,66 @@ def _sweep_config(args: argparse.Namespace):
     return load_config(args.config, args.overrides, extra)
 
 
-def command_run(args: argparse.Namespace) -> int:
+def _print_result(config, result) -> None:
     from sweeps.report import format_table
-    from sweeps.runner import run_sweep
 
-    config = _sweep_config(args)
-    result = run_sweep(config, fresh=args.fresh)
     print(f"\nPareto front of sweep {result.name!r} ({len(result.pareto)} of {len(result.trials)} completed trials, {result.failed} failed):")
     print(format_table(result.pareto))
     print(f"\nHypervolume {result.hypervolume:.4f} (reference point {result.reference_point}); wall time {result.wall_time_s:.1f} s.")
     if result.best_config_path is not None:
         print(f"Best configuration ({config.export.rule}): {result.best_config_path}")
     print(f"Report files: {result.files['trials'].parent}")
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from sweeps.runner import run_sweep
+
+    config = _sweep_config(args)
+    _print_result(config, run_sweep(config, fresh=args.fresh))
+    return 0
+
+
+def saved_sweep_config(name_or_path: str, storage: str | None, tracking_uri: str | None = None):
+    """Load the configuration a sweep saved in its output folder.
+
+    `name_or_path` is a sweep name, looked up under `storage` (default mlruns), or the sweep's
+    output folder STORAGE/sweeps/NAME, or the config.yaml inside it. The storage folder of a
+    path is the one that holds it, wherever the command runs from.
+    """
+    from sweeps.config import ConfigError, load_config
+
+    given = Path(name_or_path)
+    if given.is_file() or (given / "config.yaml").is_file():
+        config_path = given / "config.yaml" if given.is_dir() else given
+        storage_root = config_path.resolve().parent.parent.parent
+    else:
+        storage_root = Path(storage or "mlruns")
+        config_path = storage_root / "sweeps" / name_or_path / "config.yaml"
+    if not config_path.is_file():
+        raise ConfigError(
+            f"No saved sweep configuration at {str(config_path)!r}. Pass the name of a sweep that started its trials "
+            "(with --storage if it is not in ./mlruns) or the path of its folder STORAGE/sweeps/NAME."
+        )
+    return load_config(config_path, [], {"storage": str(storage_root), "tracking_uri": tracking_uri})
+
+
+def command_resume(args: argparse.Namespace) -> int:
+    from sweeps.runner import resume_sweep
+
+    config = saved_sweep_config(args.sweep, args.storage, args.tracking_uri)
+    _print_result(config, resume_sweep(config))
     return 0
 
 
 def command_export(args: argparse.Namespace) -> int:
     import optuna
 
-    from sweeps.config import ConfigError, load_config
+    from sweeps.config import ConfigError
     from sweeps.export import select_trial, write_unlearn_config
     from sweeps.runner import collect_trials, optuna_storage, sweep_paths
     from sweeps.tracking import SweepTracker, default_tracking_uri
 
-    storage_root = Path(args.storage or "mlruns")
-    config_path = storage_root / "sweeps" / args.name / "config.yaml"
-    if not config_path.is_file():
-        raise ConfigError(f"No sweep named {args.name!r} in {str(storage_root)!r} ({config_path} is missing). Pass the sweep name and --storage of a finished sweep.")
-    config = load_config(config_path, [], {"tracking_uri": args.tracking_uri})
+    config = saved_sweep_config(args.name, args.storage, args.tracking_uri)
     paths = sweep_paths(config)
     tracker = SweepTracker(config.tracking_uri or default_tracking_uri(paths.storage), config.name)
     tracker.parent_run_id = tracker.find_parent()
@@ -134,18 +167,28 @@ def command_export(args: argparse.Namespace) -> int:
 def command_unlearn(args: argparse.Namespace) -> int:
     from sweeps.config import ConfigError
     from sweeps.export import load_unlearn_config
-    from sweeps.setup import model_spec, prepare, torch_threads, trial_threads
+    from sweeps.plugins import load_plugins
+    from sweeps.setup import (
+        load_data,
+        model_spec,
+        prepare,
+        torch_threads,
+        trial_threads,
+    )
     from unlearning.checkpoints import load_checkpoint, save_checkpoint
-    from unlearning.methods import run_method
     from unlearning.device import resolve_device
+    from unlearning.methods import parse_params, run_method
 
     exported = load_unlearn_config(args.config)
     if args.device:
         exported.device = args.device
     config = exported.as_sweep_config()
+    load_plugins(config.plugins)
+    parse_params(config.method.name, config.method.params)
     model, spec, _ = load_checkpoint(args.checkpoint)
 
-    dataset, split, references, evaluator = prepare(config)
+    # The checkpoint is checked against the data before the references train, which takes minutes.
+    dataset = load_data(config)
     expected = model_spec(config, dataset)
     if spec != expected:
         raise ConfigError(
@@ -153,6 +196,7 @@ def command_unlearn(args: argparse.Namespace) -> int:
             f"and options {spec.options}, but the configuration describes {expected.name!r} for {expected.input_shape} with "
             f"{expected.num_classes} classes and options {expected.options}. Use the checkpoint the sweep was run with."
         )
+    *_, evaluator = prepare(config, dataset)
 
     device = resolve_device(config.device)
     with torch_threads(trial_threads(config)):
@@ -201,8 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fresh", action="store_true", help="delete an existing sweep of the same name and start over")
     run.set_defaults(handler=command_run)
 
+    resume = commands.add_parser("resume", help="continue an interrupted sweep without rerunning or relogging finished trials")
+    resume.add_argument("sweep", help="sweep name, or its folder STORAGE/sweeps/NAME")
+    resume.add_argument("--storage", help="storage folder of the sweep, when given by name (default: mlruns)")
+    resume.add_argument("--tracking-uri", dest="tracking_uri", help="MLflow tracking URI, if the sweep used a server")
+    resume.set_defaults(handler=command_resume)
+
     export = commands.add_parser("export", help="write the best configuration of a sweep as a runnable file")
-    export.add_argument("name", help="sweep name")
+    export.add_argument("name", help="sweep name, or its folder STORAGE/sweeps/NAME")
     export.add_argument("--storage", help="storage folder of the sweep (default: mlruns)")
     export.add_argument("--tracking-uri", dest="tracking_uri", help="MLflow tracking URI, if the sweep used a server")
     export.add_argument("--rule", choices=["max_rcd_within_loss", "min_avg_gap", "knee"], help="selection rule (default: the sweep's export.rule)")

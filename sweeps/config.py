@@ -264,11 +264,22 @@ class SweepConfig(Section):
     export: ExportConfig = Field(default_factory=ExportConfig)
     device: str = "auto"
     storage: str = "mlruns"
+    ray_storage: str | None = None
+    optuna_storage: str | None = None
     tracking_uri: str | None = None
     address: str | None = None
     max_failures: int = Field(0, ge=0)
     trial_timeout_s: float | None = Field(None, gt=0)
     hypervolume_reference: dict[str, float] = Field(default_factory=dict)
+    plugins: list[str] = Field(default_factory=list)
+
+    @field_validator("plugins")
+    @classmethod
+    def _module_names(cls, plugins: list[str]) -> list[str]:
+        for module in plugins:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", module):
+                raise ValueError(f"{module!r} is not a Python module name such as my_package.my_method")
+        return plugins
 
     @field_validator("name")
     @classmethod

@@ -55,6 +55,7 @@ class UnlearnConfig(Section):
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     device: str = "auto"
     storage: str = "mlruns"
+    plugins: list[str] = Field(default_factory=list)
 
     def as_sweep_config(self) -> SweepConfig:
         """Return the sweep configuration that builds the same data, split, references and evaluator."""
@@ -70,6 +71,7 @@ class UnlearnConfig(Section):
             resources=self.resources,
             device=self.device,
             storage=self.storage,
+            plugins=self.plugins,
         )
 
 
@@ -148,6 +150,7 @@ def write_unlearn_config(path: Path, config: SweepConfig, trial: pd.Series, rule
         resources=config.resources,
         device=config.device,
         storage=config.storage,
+        plugins=config.plugins,
     )
     header = (
         f"# rcd-sweep unlearning configuration exported from sweep {config.name!r}.\n"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +15,7 @@ import mlflow
 import numpy as np
 import optuna
 import pandas as pd
+import pyarrow.fs
 import ray
 import torch
 import yaml
@@ -22,10 +25,15 @@ from ray import tune
 from sweeps.config import ConfigError, SweepConfig, dump_config
 from sweeps.export import select_trial, write_unlearn_config
 from sweeps.pareto import hypervolume_history, pareto_mask, reference_point
+from sweeps.plugins import load_plugins
 from sweeps.progress import ProgressCallback, format_duration
 from sweeps.report import hypervolume_plot, pareto_plot, pareto_table, trials_frame
 from sweeps.samplers import build_sampler
-from sweeps.search_space import load_search_space, to_distributions
+from sweeps.search_space import (
+    check_against_method,
+    load_search_space,
+    to_distributions,
+)
 from sweeps.searcher import SweepSearch
 from sweeps.setup import build_split, load_data, prepare, trial_threads
 from sweeps.tracking import (
@@ -41,7 +49,7 @@ from sweeps.trial import TrialContext, run_trial
 from unlearning.checkpoints import save_checkpoint
 from unlearning.data import Dataset
 from unlearning.device import resolve_device
-from unlearning.methods import get_method, parse_params
+from unlearning.methods import get_method
 
 logger = logging.getLogger(__name__)
 
@@ -54,28 +62,31 @@ class ClusterError(RuntimeError):
     """Raised when the Ray cluster at the configured address cannot be reached."""
 
 
+class SweepStateError(RuntimeError):
+    """Raised when a sweep to resume lacks the state it needs."""
+
+
 @dataclass
 class SweepPaths:
-    """Storage layout of one sweep: every path lies under the storage folder."""
+    """Where one sweep keeps its state.
+
+    Outputs always lie under the local storage folder. Ray Tune's experiment state and the Optuna
+    study default to the same folder, and a cluster moves them to shared storage: a folder every
+    node mounts or an object-store URI for Ray, a database server for Optuna.
+    """
 
     storage: Path
     name: str
+    ray_storage: str
+    optuna_url: str
 
     @property
     def output(self) -> Path:
         return self.storage / "sweeps" / self.name
 
     @property
-    def ray_storage(self) -> Path:
-        return self.storage / "ray"
-
-    @property
-    def ray_experiment(self) -> Path:
-        return self.ray_storage / self.name
-
-    @property
-    def optuna_url(self) -> str:
-        return f"sqlite:///{(self.storage / 'optuna.db').resolve()}"
+    def ray_experiment(self) -> str:
+        return f"{self.ray_storage.rstrip('/')}/{self.name}"
 
 
 @dataclass
@@ -96,7 +107,12 @@ class SweepResult:
 
 def sweep_paths(config: SweepConfig) -> SweepPaths:
     """Return the storage layout of a sweep."""
-    return SweepPaths(Path(config.storage).resolve(), config.name)
+    storage = Path(config.storage).resolve()
+    ray_storage = config.ray_storage or str(storage / "ray")
+    if "://" not in ray_storage:
+        ray_storage = str(Path(ray_storage).resolve())
+    optuna_url = config.optuna_storage or f"sqlite:///{storage / 'optuna.db'}"
+    return SweepPaths(storage, config.name, ray_storage, optuna_url)
 
 
 def optuna_storage(url: str) -> optuna.storages.RDBStorage:
@@ -113,11 +129,27 @@ def _directions(config: SweepConfig) -> tuple[list[str], list[str]]:
     return [o.metric for o in config.objectives], [o.direction for o in config.objectives]
 
 
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast when nothing listens at HOST:PORT; `ray.init` would retry for a minute first."""
+    if address == "auto" or address.startswith("ray://") or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except (OSError, ValueError) as error:
+        raise ClusterError(
+            f"No Ray cluster answers at {address!r} ({error}). Check that `ray start --head` runs there and the "
+            "address is HOST:PORT of its GCS (default port 6379), or omit --address to run on this machine."
+        ) from error
+
+
 def _connect_ray(address: str | None) -> bool:
     """Connect to the cluster at `address`, or start a local one; return True when this call started Ray."""
     if ray.is_initialized():
         return False
     if address:
+        _check_reachable(address)
         try:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as error:
@@ -140,11 +172,23 @@ def _versions() -> dict[str, str]:
     }
 
 
+def _ray_experiment_exists(location: str) -> bool:
+    filesystem, path = pyarrow.fs.FileSystem.from_uri(location if "://" in location else Path(location).as_uri())
+    return filesystem.get_file_info(path).type != pyarrow.fs.FileType.NotFound
+
+
+def _delete_ray_experiment(location: str) -> None:
+    if not _ray_experiment_exists(location):
+        return
+    filesystem, path = pyarrow.fs.FileSystem.from_uri(location if "://" in location else Path(location).as_uri())
+    filesystem.delete_dir(path)
+
+
 def _clear_sweep(config: SweepConfig, paths: SweepPaths, storage: optuna.storages.BaseStorage, tracker: SweepTracker) -> None:
     """Delete a previous sweep of the same name: its study, Tune state, outputs and MLflow runs."""
     if _study_exists(storage, config.name):
         optuna.delete_study(study_name=config.name, storage=storage)
-    shutil.rmtree(paths.ray_experiment, ignore_errors=True)
+    _delete_ray_experiment(paths.ray_experiment)
     shutil.rmtree(paths.output, ignore_errors=True)
     for run in tracker.client.search_runs([tracker.experiment_id], max_results=50_000):
         tracker.client.delete_run(run.info.run_id)
@@ -152,12 +196,36 @@ def _clear_sweep(config: SweepConfig, paths: SweepPaths, storage: optuna.storage
 
 
 def _check_new_sweep(config: SweepConfig, paths: SweepPaths, storage: optuna.storages.BaseStorage, tracker: SweepTracker) -> None:
-    exists = _study_exists(storage, config.name) or tracker.find_parent() is not None or paths.ray_experiment.exists()
+    exists = _study_exists(storage, config.name) or tracker.find_parent() is not None or _ray_experiment_exists(paths.ray_experiment)
     if exists:
         raise SweepExistsError(
-            f"A sweep named {config.name!r} already exists in {str(paths.storage)!r}. Choose another name "
-            "with --set name=NEW_NAME, or delete it and start over with --fresh."
+            f"A sweep named {config.name!r} already exists in {str(paths.storage)!r}. Continue it with "
+            f"`rcd-sweep resume {config.name} --storage {paths.storage}`, choose another name with --set name=NEW_NAME, "
+            "or delete it and start over with --fresh."
         )
+
+
+def _validate(config: SweepConfig) -> tuple[dict[str, optuna.distributions.BaseDistribution], Dataset]:
+    """Check everything a user can get wrong before any store is touched; return the space and the data."""
+    load_plugins(config.plugins)
+    get_method(config.method.name)
+    space = to_distributions(load_search_space(config.search_space, config.method.name))
+    overlap = sorted(set(space) & set(config.method.params))
+    if overlap:
+        raise ConfigError(f"Hyperparameters {overlap} are both searched and fixed in method.params; keep only one.")
+    check_against_method(space, config.method.name, config.method.params)
+
+    resolve_device(config.device)
+    dataset = load_data(config)
+    build_split(config, dataset)
+    return space, dataset
+
+
+def _open_stores(config: SweepConfig, paths: SweepPaths) -> tuple[optuna.storages.BaseStorage, SweepTracker]:
+    tracking_uri = config.tracking_uri or default_tracking_uri(paths.storage)
+    check_tracking_uri(tracking_uri)
+    paths.output.mkdir(parents=True, exist_ok=True)
+    return optuna_storage(paths.optuna_url), SweepTracker(tracking_uri, config.name, paths.storage / "artifacts")
 
 
 def run_sweep(config: SweepConfig, *, fresh: bool = False) -> SweepResult:
@@ -169,32 +237,46 @@ def run_sweep(config: SweepConfig, *, fresh: bool = False) -> SweepResult:
     """
     started = time.monotonic()
     paths = sweep_paths(config)
-
-    get_method(config.method.name)
-    space = to_distributions(load_search_space(config.search_space, config.method.name))
-    parse_params(config.method.name, config.method.params)
-    overlap = sorted(set(space) & set(config.method.params))
-    if overlap:
-        raise ConfigError(f"Hyperparameters {overlap} are both searched and fixed in method.params; keep only one.")
-
-    resolve_device(config.device)
-    dataset = load_data(config)
-    build_split(config, dataset)
-
-    tracking_uri = config.tracking_uri or default_tracking_uri(paths.storage)
-    check_tracking_uri(tracking_uri)
-    paths.output.mkdir(parents=True, exist_ok=True)
-    storage = optuna_storage(paths.optuna_url)
-    tracker = SweepTracker(tracking_uri, config.name, paths.storage / "artifacts")
+    space, dataset = _validate(config)
+    storage, tracker = _open_stores(config, paths)
     if fresh:
         _clear_sweep(config, paths, storage, tracker)
         paths.output.mkdir(parents=True, exist_ok=True)
     else:
         _check_new_sweep(config, paths, storage, tracker)
+    return _execute(config, paths, storage, tracker, space, dataset, started, resume=False)
 
+
+def resume_sweep(config: SweepConfig) -> SweepResult:
+    """Continue an interrupted sweep from Ray Tune's experiment state, the Optuna study and the MLflow parent run.
+
+    Finished trials keep their results and child runs; trials that were running when the driver
+    stopped run again from the start; the sweep ends with its configured number of trials.
+
+    Raises:
+        SweepStateError: when the sweep has no parent run or no Ray Tune state to continue from.
+    """
+    started = time.monotonic()
+    paths = sweep_paths(config)
+    space, dataset = _validate(config)
+    storage, tracker = _open_stores(config, paths)
+    parent = tracker.find_parent()
+    if parent is None or not tune.Tuner.can_restore(str(paths.ray_experiment)):
+        missing = "MLflow parent run" if parent is None else f"Ray Tune experiment state in {str(paths.ray_experiment)!r}"
+        raise SweepStateError(
+            f"Sweep {config.name!r} cannot be resumed: its {missing} is missing, so it stopped before its first trial "
+            f"started or its files were moved. Start it again with `rcd-sweep run CONFIG --fresh --set name={config.name}`."
+        )
+    tracker.parent_run_id = parent
+    return _execute(config, paths, storage, tracker, space, dataset, started, resume=True)
+
+
+def _execute(config, paths, storage, tracker, space, dataset, started: float, *, resume: bool) -> SweepResult:
+    """Run or resume the trials on Ray, and mark the parent run with how the driver ended."""
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", CHECKPOINT_PERIOD_S)
     started_ray = _connect_ray(config.address)
     try:
-        result = _run(config, paths, storage, tracker, space, dataset, started)
+        result = _run(config, paths, storage, tracker, space, dataset, started, resume)
     except BaseException as error:
         if tracker.parent_run_id is not None:
             tracker.finish_parent("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
@@ -214,17 +296,19 @@ def _run(
     space: dict[str, optuna.distributions.BaseDistribution],
     dataset: Dataset,
     started: float,
+    resume: bool,
 ) -> SweepResult:
-    """Build the references, run the trials on Ray Tune and write the report."""
-    metrics, directions = _directions(config)
+    """Build (or load) the references, run the trials on Ray Tune and write the report."""
     logger.info("Preparing references for sweep %r.", config.name)
     dataset, split, references, evaluator = prepare(config, dataset)
     reference_metrics = {role: dict(evaluation.metrics) for role, evaluation in evaluator.reference_evaluations.items()}
 
-    tracker.start_parent(config.model_dump(mode="json"), _versions())
-    _log_references(tracker, paths, config, split, references, evaluator)
+    if resume:
+        tracker.reopen_parent()
+    else:
+        tracker.start_parent(config.model_dump(mode="json"), _versions())
+        _log_references(tracker, paths, config, split, references, evaluator)
 
-    reference, _ = reference_point(metrics, directions, np.empty((0, len(metrics))), config.hypervolume_reference)
     context = TrialContext(
         evaluator=evaluator,
         method=config.method.name,
@@ -232,7 +316,31 @@ def _run(
         method_seed=config.method.seed,
         device=config.device,
         threads=trial_threads(config),
+        timeout_s=config.trial_timeout_s,
+        plugins=tuple(config.plugins),
     )
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, context=context),
+        {"cpu": config.resources.cpu, "gpu": config.resources.gpu},
+    )
+    if resume:
+        logger.info("Resuming sweep %r from %s.", config.name, paths.ray_experiment)
+        tuner = tune.Tuner.restore(str(paths.ray_experiment), trainable, resume_unfinished=True, resume_errored=False, restart_errored=False)
+    else:
+        tuner = _new_tuner(config, paths, storage, tracker, space, trainable)
+    tuner.fit()
+    return finish_sweep(config, tracker, paths, storage, reference_metrics, time.monotonic() - started)
+
+
+# Tune saves its experiment state at most every 10 s by default. Trials here take seconds to
+# minutes, so saving every second keeps the number of trials a killed driver leaves unrecorded
+# small; `rcd-sweep resume` reruns those.
+CHECKPOINT_PERIOD_S = "1"
+
+
+def _new_tuner(config, paths, storage, tracker, space, trainable) -> tune.Tuner:
+    metrics, directions = _directions(config)
+    reference, _ = reference_point(metrics, directions, np.empty((0, len(metrics))), config.hypervolume_reference)
     searcher = SweepSearch(
         space=space,
         metric=metrics,
@@ -241,28 +349,24 @@ def _run(
         study_name=config.name,
         storage=storage,
         constraints=config.constraints,
+        budget=config.trials,
     )
+    # Tune pickles these callbacks with the experiment, and `Tuner.restore` brings them back.
     callbacks = [
         MlflowTrialCallback(tracker, dict(config.method.params), config.method.name),
         ProgressCallback(config.trials, metrics, directions, reference),
     ]
-    trainable = tune.with_resources(
-        tune.with_parameters(run_trial, context=context),
-        {"cpu": config.resources.cpu, "gpu": config.resources.gpu},
-    )
-    tuner = tune.Tuner(
+    return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=config.trials, max_concurrent_trials=config.concurrency),
         run_config=tune.RunConfig(
             name=config.name,
-            storage_path=str(paths.ray_storage),
+            storage_path=paths.ray_storage,
             callbacks=callbacks,
             failure_config=tune.FailureConfig(max_failures=config.max_failures),
             verbose=0,
         ),
     )
-    tuner.fit()
-    return finish_sweep(config, tracker, paths, storage, reference_metrics, time.monotonic() - started)
 
 
 def _log_references(tracker, paths, config, split, references, evaluator) -> None:

@@ -7,7 +7,13 @@ from pathlib import Path
 import optuna
 from pydantic import ValidationError
 
-from sweeps.config import ConfigError, ParameterSpace, SearchSpace, format_validation_error, read_yaml
+from sweeps.config import (
+    ConfigError,
+    ParameterSpace,
+    SearchSpace,
+    format_validation_error,
+    read_yaml,
+)
 from unlearning.methods import get_method
 
 SEARCH_SPACE_DIR = Path(__file__).resolve().parents[1] / "search_spaces"
@@ -62,3 +68,38 @@ def to_distribution(parameter: ParameterSpace) -> optuna.distributions.BaseDistr
 def to_distributions(space: SearchSpace) -> dict[str, optuna.distributions.BaseDistribution]:
     """Convert a whole search space, keeping the file's parameter order."""
     return {name: to_distribution(parameter) for name, parameter in space.parameters.items()}
+
+
+def _corner_points(space: dict[str, optuna.distributions.BaseDistribution]) -> list[dict[str, object]]:
+    """Return the lower corner, the upper corner and each categorical choice of a space."""
+    def bound(distribution, upper: bool):
+        if isinstance(distribution, optuna.distributions.CategoricalDistribution):
+            return distribution.choices[-1 if upper else 0]
+        return distribution.high if upper else distribution.low
+
+    lower = {name: bound(distribution, False) for name, distribution in space.items()}
+    points = [lower, {name: bound(distribution, True) for name, distribution in space.items()}]
+    for name, distribution in space.items():
+        if isinstance(distribution, optuna.distributions.CategoricalDistribution):
+            points.extend({**lower, name: choice} for choice in distribution.choices)
+    return points
+
+
+def check_against_method(space: dict[str, optuna.distributions.BaseDistribution], method: str, fixed: dict[str, object]) -> None:
+    """Raise `ConfigError` when a corner of the space, with the fixed hyperparameters, is invalid for the method.
+
+    Checking the corners catches ranges that leave the method's bounds (a log range starting at a
+    value the method rejects, say) before any trial runs.
+    """
+    entry = get_method(method)
+    for point in _corner_points(space):
+        try:
+            entry.params_type(**{**fixed, **point})
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in item['loc'])}={item.get('input')!r}: {item['msg']}" for item in error.errors()
+            )
+            raise ConfigError(
+                f"The search space and method.params give method {method!r} invalid hyperparameters: {problems}. "
+                "Narrow the range in the search space or fix method.params."
+            ) from error

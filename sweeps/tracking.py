@@ -34,6 +34,7 @@ TRIAL_TAG = "ray_trial_id"
 STATUS_TAG = "rcd_sweep.status"
 PARETO_TAG = "rcd_sweep.pareto"
 OPTUNA_TAG = "optuna_trial_number"
+ATTEMPTS_TAG = "rcd_sweep.attempts"
 
 # MLflow accepts at most 1000 metrics, 100 params and 100 tags per log_batch call.
 _BATCH_METRICS = 1000
@@ -159,6 +160,11 @@ class SweepTracker:
         """Upload one file to the parent run."""
         self.client.log_artifact(self.parent_run_id, str(path), artifact_path)
 
+    def reopen_parent(self) -> None:
+        """Mark the existing parent run as running again, for a resumed sweep."""
+        self.client.update_run(self.parent_run_id, status="RUNNING")
+        self.client.set_tag(self.parent_run_id, "rcd_sweep.resumed", "true")
+
     def finish_parent(self, status: str = "FINISHED") -> None:
         """Mark the parent run as ended."""
         self.client.set_terminated(self.parent_run_id, status=status)
@@ -171,7 +177,9 @@ class SweepTracker:
             max_results=50_000,
         )
 
-    def log_trial(self, trial_id: str, params: dict[str, Any], result: dict[str, Any] | None, error: str | None) -> str:
+    def log_trial(
+        self, trial_id: str, params: dict[str, Any], result: dict[str, Any] | None, error: str | None, attempts: int = 1
+    ) -> str:
         """Create the child run of one trial: parameters, metrics, relearning curve and status tags."""
         status = "failed" if error else "completed"
         tags = [
@@ -181,6 +189,7 @@ class SweepTracker:
             RunTag(SWEEP_TAG, self.experiment_name),
             RunTag(ROLE_TAG, "trial"),
             RunTag(STATUS_TAG, status),
+            RunTag(ATTEMPTS_TAG, str(attempts)),
         ]
         if error:
             tags.append(RunTag("error", error[:5000]))
@@ -276,14 +285,22 @@ class MlflowTrialCallback(Callback):
     def _params(self, trial: Any) -> dict[str, Any]:
         return {"method": self.method, **self.fixed_params, **trial.config}
 
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        logger.warning(
+            "Trial %s failed on attempt %d of %d and will run again: %s",
+            trial.trial_id, trial.num_failures, trial.max_failures + 1, trial_error_message(trial),
+        )
+
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         if trial.trial_id in self.logged:
             return
-        self.logged[trial.trial_id] = self.tracker.log_trial(trial.trial_id, self._params(trial), trial.last_result, None)
+        attempts = trial.num_failures + 1
+        self.logged[trial.trial_id] = self.tracker.log_trial(trial.trial_id, self._params(trial), trial.last_result, None, attempts)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         if trial.trial_id in self.logged:
             return
         message = trial_error_message(trial)
-        logger.error("Trial %s failed: %s", trial.trial_id, message)
-        self.logged[trial.trial_id] = self.tracker.log_trial(trial.trial_id, self._params(trial), None, message)
+        attempts = trial.num_failures
+        logger.error("Trial %s failed after %d attempt(s): %s", trial.trial_id, attempts, message)
+        self.logged[trial.trial_id] = self.tracker.log_trial(trial.trial_id, self._params(trial), None, message, attempts)

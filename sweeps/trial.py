@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +13,7 @@ import ray
 import torch
 from ray import tune
 
+from sweeps.plugins import load_plugins
 from unlearning.device import resolve_device
 from unlearning.evaluation import UnlearningEvaluator
 from unlearning.methods import run_method
@@ -25,6 +28,10 @@ class TrialDivergedError(RuntimeError):
     """Raised by a trial whose unlearning or metrics produced NaN or infinite values."""
 
 
+class TrialTimeoutError(TimeoutError):
+    """Raised by a trial that ran longer than the sweep's `trial_timeout_s`."""
+
+
 @dataclass
 class TrialContext:
     """Shared state of all trials, built once by the driver and passed through Ray's object store.
@@ -36,6 +43,8 @@ class TrialContext:
         method_seed: seed of the unlearning run.
         device: "auto", "cpu" or "cuda"; "auto" uses the GPU Ray assigned to the trial, if any.
         threads: torch threads per trial, matched to the trial's CPU reservation.
+        timeout_s: wall-time limit of one trial in seconds; None means no limit.
+        plugins: modules imported in the trial's process before the method is looked up.
     """
 
     evaluator: UnlearningEvaluator
@@ -44,6 +53,8 @@ class TrialContext:
     method_seed: int = 0
     device: str = "auto"
     threads: int = 1
+    timeout_s: float | None = None
+    plugins: tuple[str, ...] = ()
 
 
 def trial_device(requested: str) -> torch.device:
@@ -82,9 +93,39 @@ def evaluate_configuration(context: TrialContext, params: dict[str, Any], device
     return result
 
 
+def call_with_time_limit(function: Callable[[], Any], timeout_s: float | None) -> Any:
+    """Return `function()`, or raise `TrialTimeoutError` once it has run for `timeout_s` seconds.
+
+    The work runs in a daemon thread, because PyTorch operations cannot be interrupted from
+    outside. After the timeout the trial raises at once; Ray then ends the trial's worker
+    process, and the abandoned thread with it.
+    """
+    if timeout_s is None:
+        return function()
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = function()
+        except BaseException as error:  # Re-raised in the calling thread below, whatever its type.
+            outcome["error"] = error
+
+    worker = threading.Thread(target=target, name="rcd-sweep-trial", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        raise TrialTimeoutError(
+            f"Trial ran longer than trial_timeout_s={timeout_s:g} s and was stopped; raise the limit or shrink the search space."
+        )
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     """Ray Tune function trainable: one unlearning run, one report at the end."""
     torch.set_num_threads(max(1, context.threads))
+    load_plugins(context.plugins)
     device = trial_device(context.device)
-    result = evaluate_configuration(context, config, device)
+    result = call_with_time_limit(lambda: evaluate_configuration(context, config, device), context.timeout_s)
     tune.report(result)

@@ -143,14 +143,27 @@ class CheckpointCache:
         spec: ModelSpec,
         metadata: dict[str, Any],
     ) -> None:
-        """Write one checkpoint per name and the manifest that verifies them; the manifest goes last."""
-        entry = self.entry_dir(key)
-        entry.mkdir(parents=True, exist_ok=True)
-        digests = {}
-        for name, state in states.items():
-            path = save_checkpoint(entry / f"{name}.pt", state, spec, {**metadata, "role": name})
-            digests[path.name] = _sha256_file(path)
-        manifest = {"key": key, "files": digests, "metadata": metadata}
-        temporary = entry / "manifest.json.tmp"
-        temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
-        os.replace(temporary, entry / "manifest.json")
+        """Write one checkpoint per name and the manifest that verifies them, then publish the entry at once.
+
+        The entry is assembled in a private folder and renamed into place, so a second process
+        that builds the same references at the same time never reads a half-written entry; the
+        first rename wins and the other copy is discarded.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.root))
+        try:
+            digests = {}
+            for name, state in states.items():
+                path = save_checkpoint(staging / f"{name}.pt", state, spec, {**metadata, "role": name})
+                digests[path.name] = _sha256_file(path)
+            manifest = {"key": key, "files": digests, "metadata": metadata}
+            (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+            staging.chmod(0o755)
+            try:
+                os.rename(staging, self.entry_dir(key))
+            except OSError:
+                if not (self.entry_dir(key) / "manifest.json").is_file():
+                    raise
+                logger.info("Cache entry %s was stored by another process first; keeping that one.", key)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
