@@ -80,3 +80,29 @@ def digits_data(digits, digits_split):
 @pytest.fixture(scope="session")
 def digits_evaluator(digits_data, digits_references):
     return UnlearningEvaluator(digits_data, digits_references, RcdConfig())
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def get_json(url: str, timeout_s: float = 90.0) -> dict:
+    """GET `url` until it answers with JSON or `timeout_s` passes; servers take seconds to start."""
+    import json
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return json.loads(response.read())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)

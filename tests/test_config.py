@@ -42,6 +42,14 @@ CASES = {
     "unreachable tracking server": ("", "did not answer", ["--tracking-uri", "http://127.0.0.1:9"]),
     "unsupported tracking uri": ("", "Unsupported MLflow tracking URI", ["--tracking-uri", "ftp://example"]),
     "missing config file": (None, "was not found", []),
+    "unreachable ray address": ("", "No Ray cluster answers at '127.0.0.1:9'", ["--address", "127.0.0.1:9"]),
+    "missing plugin": ("plugins: [no_such_plugin_module]\n", "Plugin module 'no_such_plugin_module' could not be imported", []),
+    "plugin name not a module": ("plugins: ['my plugin']\n", "is not a Python module name", []),
+    "searched range outside the method's bounds": (space(type="float", low=0.0, high=0.1), "lr=0.0", []),
+    "searched and fixed": (space(type="float", low=0.01, high=0.1) + "method:\n  params: {lr: 0.1}\n", "both searched and fixed", []),
+    "negative time limit": ("trial_timeout_s: -5\n", "trial_timeout_s", []),
+    "sweep name with a slash": ("name: a/b\n", "invalid sweep name", []),
+    "gpu fraction above one": ("resources:\n  gpu: 1.5\n", "whole number", []),
 }
 
 
@@ -101,3 +109,80 @@ def test_training_defaults_match_library():
     values = TrainingConfig().model_dump()
     values.pop("seed")
     assert values == TrainingRecipe().to_dict()
+
+
+def malformed_mnist(tmp_path: Path) -> str:
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (folder / name).write_bytes(b"not an IDX file")
+    return f"data:\n  dataset: mnist\n  data_dir: {folder}\n"
+
+
+RUN_CASES_NEEDING_FILES = {
+    "malformed data files": (malformed_mnist, "mnist"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RUN_CASES_NEEDING_FILES))
+def test_bad_data_files_rejected(case, tmp_path, capsys):
+    make, expected = RUN_CASES_NEEDING_FILES[case]
+    config = write(tmp_path, make(tmp_path))
+
+    exit_code = main(["run", str(config), "--storage", str(tmp_path / "mlruns")])
+
+    captured = capsys.readouterr()
+    assert exit_code == 2
+    assert expected in captured.err
+    assert "Traceback" not in captured.err + captured.out
+
+
+def exported_file(tmp_path: Path, method: dict, name: str = "best_config") -> Path:
+    from sweeps.config import MethodConfig, ModelConfig
+    from sweeps.export import UnlearnConfig
+
+    exported = UnlearnConfig(sweep="s", method=MethodConfig(**method), model=ModelConfig(name="cnn"))
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(exported.model_dump(mode="json")))
+    return path
+
+
+def mlp_checkpoint(tmp_path: Path) -> Path:
+    from unlearning.checkpoints import save_checkpoint
+    from unlearning.data import load_dataset
+    from unlearning.models import ModelSpec, build_model
+
+    digits = load_dataset("digits")
+    spec = ModelSpec("mlp", digits.input_shape, digits.num_classes, digits.mean, digits.std)
+    return save_checkpoint(tmp_path / "mlp.pt", build_model(spec), spec)
+
+
+def other_command_cases(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
+    ieu = {"name": "ieu", "params": {"lr": 0.01}}
+    return {
+        "resume unknown sweep": (["resume", "nothing-here", "--storage", str(tmp_path)], "No saved sweep configuration"),
+        "export unknown sweep": (["export", "nothing-here", "--storage", str(tmp_path)], "No saved sweep configuration"),
+        "unlearn a sweep file": (["unlearn", str(write(tmp_path, "trials: 3\n")), "--checkpoint", "x.pt", "--out", "y.pt"], "is not an exported unlearning configuration"),
+        "unlearn missing checkpoint": (["unlearn", str(exported_file(tmp_path, ieu)), "--checkpoint", str(tmp_path / "absent.pt"), "--out", "y.pt"], "absent.pt"),
+        "unlearn mismatched checkpoint": (["unlearn", str(exported_file(tmp_path, ieu)), "--checkpoint", str(mlp_checkpoint(tmp_path)), "--out", "y.pt"], "contains a 'mlp' model"),
+        "unlearn parameters of another method": (
+            ["unlearn", str(exported_file(tmp_path, {"name": "ieu", "params": {"mask_fraction": 0.5}}, "other_method")), "--checkpoint", "x.pt", "--out", "y.pt"],
+            "Invalid hyperparameters for method 'ieu': mask_fraction",
+        ),
+    }
+
+
+OTHER_COMMAND_CASES = ["resume unknown sweep", "export unknown sweep", "unlearn a sweep file", "unlearn missing checkpoint", "unlearn mismatched checkpoint", "unlearn parameters of another method"]
+
+
+@pytest.mark.parametrize("case", OTHER_COMMAND_CASES)
+def test_bad_input_to_other_commands(case, tmp_path, capsys):
+    argv, expected = other_command_cases(tmp_path)[case]
+
+    exit_code = main(argv)
+
+    captured = capsys.readouterr()
+    assert exit_code == 2
+    assert expected in captured.err
+    assert "Traceback" not in captured.err + captured.out
+    assert captured.err.startswith("rcd-sweep: error: ")

@@ -14,6 +14,7 @@ import optuna
 import pandas as pd
 import pytest
 import yaml
+from conftest import free_port, get_json
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
@@ -169,35 +170,16 @@ def test_export_then_unlearn_reproduces(sweep, capsys):
             assert reproduced[name] == value, name
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_ui_serves_the_store(sweep):
     """`rcd-sweep ui` binds to 127.0.0.1 and its REST API lists the sweep's experiment."""
     import subprocess
     import sys
-    import time
-    import urllib.request
 
     port = free_port()
     command = [sys.executable, "-m", "sweeps.cli", "ui", "--storage", str(sweep["storage"]), "--port", str(port)]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 90
-        body = None
-        while time.monotonic() < deadline and body is None:
-            try:
-                url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=100"
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    body = json.loads(response.read())
-            except OSError:
-                time.sleep(1)
-        assert body is not None, "the MLflow UI did not respond within 90 s"
+        body = get_json(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=100")
         assert SWEEP in [experiment["name"] for experiment in body["experiments"]]
     finally:
         server.terminate()
