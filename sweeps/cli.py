@@ -104,7 +104,7 @@ def saved_sweep_config(name_or_path: str, storage: str | None, tracking_uri: str
 
     `name_or_path` is a sweep name, looked up under `storage` (default mlruns), or the sweep's
     output folder STORAGE/sweeps/NAME, or the config.yaml inside it. The storage folder of a
-    path is the one that holds it, wherever the command runs from.
+    path is the folder that contains it, wherever the command runs from.
     """
     from sweeps.config import ConfigError, load_config
 

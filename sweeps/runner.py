@@ -68,7 +68,7 @@ class SweepStateError(RuntimeError):
 
 @dataclass
 class SweepPaths:
-    """Where one sweep keeps its state.
+    """Storage locations of one sweep.
 
     Outputs always lie under the local storage folder. Ray Tune's experiment state and the Optuna
     study default to the same folder, and a cluster moves them to shared storage: a folder every
@@ -139,7 +139,7 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
             pass
     except (OSError, ValueError) as error:
         raise ClusterError(
-            f"No Ray cluster answers at {address!r} ({error}). Check that `ray start --head` runs there and the "
+            f"No Ray cluster responds at {address!r} ({error}). Check that `ray start --head` runs there and the "
             "address is HOST:PORT of its GCS (default port 6379), or omit --address to run on this machine."
         ) from error
 
@@ -250,8 +250,8 @@ def run_sweep(config: SweepConfig, *, fresh: bool = False) -> SweepResult:
 def resume_sweep(config: SweepConfig) -> SweepResult:
     """Continue an interrupted sweep from Ray Tune's experiment state, the Optuna study and the MLflow parent run.
 
-    Finished trials keep their results and child runs; trials that were running when the driver
-    stopped run again from the start; the sweep ends with its configured number of trials.
+    Finished trials keep their results and child runs. Trials that were running when the driver
+    stopped run again from the start, and the sweep ends with its configured number of trials.
 
     Raises:
         SweepStateError: when the sweep has no parent run or no Ray Tune state to continue from.

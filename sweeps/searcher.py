@@ -35,7 +35,7 @@ class SweepSearch(OptunaSearch):
         study_name: name of the persistent study.
         storage: Optuna storage (an RDB storage for a persistent study).
         constraints: feasibility conditions stored on each completed trial.
-        budget: total number of trials in the study; once the study holds this many, no more
+        budget: total number of trials in the study; once the study contains this many, no more
             are suggested. Tune's own count can fall short of the study's after a resume.
     """
 

@@ -61,7 +61,7 @@ def two_sweeps(tmp_path_factory):
             )
             for name in NAMES
         }
-        # The UI answers while both drivers write to the store.
+        # The UI responds while both drivers write to the store.
         answers = []
         while any(driver.poll() is None for driver in drivers.values()):
             answers.append(sorted(experiment["name"] for experiment in get_json(url, timeout_s=30)["experiments"]))
@@ -98,6 +98,6 @@ def test_both_studies_complete(two_sweeps):
         assert [trial.state for trial in study.get_trials()] == [TrialState.COMPLETE] * TRIALS
 
 
-def test_ui_answered_during_the_sweeps(two_sweeps):
+def test_ui_responds_during_sweeps(two_sweeps):
     assert len(two_sweeps["answers"]) >= 2
     assert set(NAMES) <= set(two_sweeps["final"])

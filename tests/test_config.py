@@ -42,7 +42,7 @@ CASES = {
     "unreachable tracking server": ("", "did not answer", ["--tracking-uri", "http://127.0.0.1:9"]),
     "unsupported tracking uri": ("", "Unsupported MLflow tracking URI", ["--tracking-uri", "ftp://example"]),
     "missing config file": (None, "was not found", []),
-    "unreachable ray address": ("", "No Ray cluster answers at '127.0.0.1:9'", ["--address", "127.0.0.1:9"]),
+    "unreachable ray address": ("", "No Ray cluster responds at '127.0.0.1:9'", ["--address", "127.0.0.1:9"]),
     "missing plugin": ("plugins: [no_such_plugin_module]\n", "Plugin module 'no_such_plugin_module' could not be imported", []),
     "plugin name not a module": ("plugins: ['my plugin']\n", "is not a Python module name", []),
     "searched range outside the method's bounds": (space(type="float", low=0.0, high=0.1), "lr=0.0", []),
@@ -157,10 +157,19 @@ def mlp_checkpoint(tmp_path: Path) -> Path:
     return save_checkpoint(tmp_path / "mlp.pt", build_model(spec), spec)
 
 
+def saved_sweep(tmp_path: Path) -> Path:
+    """The output folder of a sweep whose driver stopped before its first trial."""
+    folder = tmp_path / "mlruns" / "sweeps" / "stopped"
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text("name: stopped\n")
+    return folder
+
+
 def other_command_cases(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
     ieu = {"name": "ieu", "params": {"lr": 0.01}}
     return {
         "resume unknown sweep": (["resume", "nothing-here", "--storage", str(tmp_path)], "No saved sweep configuration"),
+        "resume a sweep that never started": (["resume", str(saved_sweep(tmp_path))], "cannot be resumed"),
         "export unknown sweep": (["export", "nothing-here", "--storage", str(tmp_path)], "No saved sweep configuration"),
         "unlearn a sweep file": (["unlearn", str(write(tmp_path, "trials: 3\n")), "--checkpoint", "x.pt", "--out", "y.pt"], "is not an exported unlearning configuration"),
         "unlearn missing checkpoint": (["unlearn", str(exported_file(tmp_path, ieu)), "--checkpoint", str(tmp_path / "absent.pt"), "--out", "y.pt"], "absent.pt"),
@@ -172,7 +181,7 @@ def other_command_cases(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
     }
 
 
-OTHER_COMMAND_CASES = ["resume unknown sweep", "export unknown sweep", "unlearn a sweep file", "unlearn missing checkpoint", "unlearn mismatched checkpoint", "unlearn parameters of another method"]
+OTHER_COMMAND_CASES = ["resume unknown sweep", "resume a sweep that never started", "export unknown sweep", "unlearn a sweep file", "unlearn missing checkpoint", "unlearn mismatched checkpoint", "unlearn parameters of another method"]
 
 
 @pytest.mark.parametrize("case", OTHER_COMMAND_CASES)

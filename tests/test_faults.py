@@ -24,7 +24,7 @@ MAX_FAILURES = 1
 TIMEOUT_S = 5
 
 PLUGIN = '''
-"""Test method whose trials succeed, fail once, raise, diverge or hang, as their parameters say."""
+"""Test method whose trials succeed, fail once, raise, diverge or hang, as their parameters request."""
 
 import time
 from pathlib import Path

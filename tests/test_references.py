@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -57,6 +58,21 @@ def test_corrupted_entry_is_rebuilt(tmp_path, caplog, digits, digits_split, digi
     assert rebuilt.cache_hit is False
     assert "corrupted or was modified" in caplog.text
     assert all(torch.equal(first.retrain_state[name], rebuilt.retrain_state[name]) for name in first.retrain_state)
+
+
+def test_second_store_of_an_entry_keeps_the_first(tmp_path, digits_references, digits_spec):
+    """Two sweeps that build the same references at once both store them; the first rename wins."""
+    from unlearning.checkpoints import CheckpointCache
+
+    cache = CheckpointCache(tmp_path)
+    states = {"original": digits_references.original_state, "retrain": digits_references.retrain_state}
+    cache.store("entry", states, digits_spec, {"run": 1})
+    cache.store("entry", states, digits_spec, {"run": 2})
+
+    loaded = cache.load("entry", ("original", "retrain"))
+    assert loaded is not None
+    assert json.loads((tmp_path / "entry" / "manifest.json").read_text())["metadata"] == {"run": 1}
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["entry"]
 
 
 def test_checkpoint_round_trip(tmp_path, digits_references):

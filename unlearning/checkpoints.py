@@ -146,7 +146,7 @@ class CheckpointCache:
         """Write one checkpoint per name and the manifest that verifies them, then publish the entry at once.
 
         The entry is assembled in a private folder and renamed into place, so a second process
-        that builds the same references at the same time never reads a half-written entry; the
+        that builds the same references at the same time never reads a half-written entry. The
         first rename wins and the other copy is discarded.
         """
         self.root.mkdir(parents=True, exist_ok=True)
