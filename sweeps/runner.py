@@ -35,7 +35,17 @@ from sweeps.search_space import (
     to_distributions,
 )
 from sweeps.searcher import SweepSearch
-from sweeps.setup import build_split, load_data, prepare, trial_threads
+from sweeps.setup import (
+    build_split,
+    cache_dir,
+    load_data,
+    model_spec,
+    needs_gpu_task,
+    prepare,
+    prepare_in_task,
+    training_recipe,
+    trial_threads,
+)
 from sweeps.tracking import (
     OPTUNA_TAG,
     PARETO_TAG,
@@ -50,6 +60,7 @@ from unlearning.checkpoints import save_checkpoint
 from unlearning.data import Dataset
 from unlearning.device import resolve_device
 from unlearning.methods import get_method
+from unlearning.references import load_cached_references, store_references
 
 logger = logging.getLogger(__name__)
 
@@ -225,7 +236,10 @@ def _open_stores(config: SweepConfig, paths: SweepPaths) -> tuple[optuna.storage
     tracking_uri = config.tracking_uri or default_tracking_uri(paths.storage)
     check_tracking_uri(tracking_uri)
     paths.output.mkdir(parents=True, exist_ok=True)
-    return optuna_storage(paths.optuna_url), SweepTracker(tracking_uri, config.name, paths.storage / "artifacts")
+    # A tracking server chooses the artifact location itself, and serves the artifacts to every client.
+    remote = tracking_uri.startswith(("http://", "https://"))
+    artifact_root = None if remote else paths.storage / "artifacts"
+    return optuna_storage(paths.optuna_url), SweepTracker(tracking_uri, config.name, artifact_root)
 
 
 def run_sweep(config: SweepConfig, *, fresh: bool = False) -> SweepResult:
@@ -300,7 +314,7 @@ def _run(
 ) -> SweepResult:
     """Build (or load) the references, run the trials on Ray Tune and write the report."""
     logger.info("Preparing references for sweep %r.", config.name)
-    dataset, split, references, evaluator = prepare(config, dataset)
+    dataset, split, references, evaluator = _prepare(config, dataset)
     reference_metrics = {role: dict(evaluation.metrics) for role, evaluation in evaluator.reference_evaluations.items()}
 
     if resume:
@@ -367,6 +381,24 @@ def _new_tuner(config, paths, storage, tracker, space, trainable) -> tune.Tuner:
             verbose=0,
         ),
     )
+
+
+def _prepare(config: SweepConfig, dataset: Dataset):
+    """Build the references once: on the driver, or in a one-GPU Ray task when only the cluster has GPUs.
+
+    Either way the trials receive them through Ray's object store and never train them again.
+    """
+    if not needs_gpu_task(config, ray.cluster_resources().get("GPU", 0.0)):
+        return prepare(config, dataset)
+    split = build_split(config, dataset)
+    spec = model_spec(config, dataset)
+    cached = load_cached_references(dataset, split, spec, training_recipe(config), config.training.seed, cache_dir=cache_dir(config))
+    logger.info("This driver has no GPU, so a Ray task with one GPU measures the references%s.", "" if cached else " and trains them")
+    task = ray.remote(prepare_in_task).options(num_gpus=1, num_cpus=config.resources.cpu)
+    split, references, evaluator = ray.get(task.remote(config, dataset, cached))
+    if cached is None:
+        store_references(references, cache_dir(config))
+    return dataset, split, references, evaluator
 
 
 def _log_references(tracker, paths, config, split, references, evaluator) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -84,20 +85,33 @@ def cache_dir(config: SweepConfig) -> Path:
     return Path(config.storage) / "references"
 
 
-def prepare(config: SweepConfig, dataset: Dataset | None = None) -> tuple[Dataset, ForgetSplit, References, UnlearningEvaluator]:
+def prepare(
+    config: SweepConfig,
+    dataset: Dataset | None = None,
+    references: References | None = None,
+    reference_cache: Path | None = None,
+) -> tuple[Dataset, ForgetSplit, References, UnlearningEvaluator]:
     """Load the data (unless given), split it, build or load the references and measure them once.
 
     The references train on the configured device, where "auto" picks a local GPU when there is
     one. The returned evaluator lives on the CPU, ready to be shipped to trials.
+
+    Args:
+        config: the sweep configuration.
+        dataset: the loaded data set; None loads it.
+        references: references loaded elsewhere; None builds or loads them here.
+        reference_cache: cache folder; None uses the one under the sweep's storage folder.
     """
     dataset = dataset if dataset is not None else load_data(config)
     split = build_split(config, dataset)
     spec = model_spec(config, dataset)
     device = resolve_device(config.device)
 
-    references = build_references(
-        dataset, split, spec, training_recipe(config), config.training.seed, cache_dir=cache_dir(config), device=device
-    )
+    if references is None:
+        references = build_references(
+            dataset, split, spec, training_recipe(config), config.training.seed,
+            cache_dir=reference_cache or cache_dir(config), device=device,
+        )
     data = SplitData.from_split(dataset, split, device)
     with torch_threads(trial_threads(config)) if device.type == "cpu" else contextlib.nullcontext():
         evaluator = UnlearningEvaluator(
@@ -108,3 +122,19 @@ def prepare(config: SweepConfig, dataset: Dataset | None = None) -> tuple[Datase
             mia_seed=config.evaluation.mia_seed,
         )
     return dataset, split, references, evaluator.to("cpu")
+
+
+def needs_gpu_task(config: SweepConfig, cluster_gpus: float) -> bool:
+    """Say whether the references should be built in a Ray task on a GPU instead of on the driver.
+
+    That is the case when trials request GPUs, the cluster has a whole GPU, the configured device
+    allows CUDA, and the driver itself has none (a CPU-only head node, say).
+    """
+    return config.resources.gpu > 0 and config.device != "cpu" and cluster_gpus >= 1 and not torch.cuda.is_available()
+
+
+def prepare_in_task(config: SweepConfig, dataset: Dataset, references: References | None) -> tuple[ForgetSplit, References, UnlearningEvaluator]:
+    """Run `prepare` inside a Ray task; its reference cache is a private folder of that node."""
+    with tempfile.TemporaryDirectory(prefix="rcd-sweep-references-") as folder:
+        _, split, references, evaluator = prepare(config, dataset, references, Path(folder))
+    return split, references, evaluator

@@ -24,7 +24,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS
 
-from sweeps.trial import CURVE_KEY
+from sweeps.trial import CURVE_KEY, PLACEMENT_KEYS
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +193,7 @@ class SweepTracker:
         ]
         if error:
             tags.append(RunTag("error", error[:5000]))
+        tags.extend(RunTag(f"ray.{key}", str(result[key])) for key in PLACEMENT_KEYS if result and key in result)
         run = self.client.create_run(self.experiment_id, run_name=f"trial-{trial_id}")
         run_id = run.info.run_id
         self.client.log_batch(run_id, tags=tags, params=[Param(k, _param_value(v)) for k, v in params.items()][:_BATCH_PARAMS])

@@ -22,6 +22,8 @@ from unlearning.training import DivergenceError
 logger = logging.getLogger(__name__)
 
 CURVE_KEY = "relearning_curve_json"
+PLACEMENT_KEYS = ("device", "node_id", "gpu_ids", "references")
+"""String results that say where a trial ran and which references it was measured against; MLflow records them as tags."""
 
 
 class TrialDivergedError(RuntimeError):
@@ -76,6 +78,8 @@ def evaluate_configuration(context: TrialContext, params: dict[str, Any], device
     Raises:
         TrialDivergedError: if the method or a metric produced NaN or infinite values.
     """
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     evaluator = context.evaluator.to(device)
     original = evaluator.references.original(device)
     merged = {**context.fixed_params, **params}
@@ -90,6 +94,10 @@ def evaluate_configuration(context: TrialContext, params: dict[str, Any], device
     result: dict[str, Any] = dict(evaluation.metrics)
     result[CURVE_KEY] = json.dumps(evaluation.curve)
     result["device"] = str(device)
+    result["references"] = evaluator.references.key
+    if device.type == "cuda":
+        # Peak GPU memory of one trial tells how many trials fit on a GPU (resources.gpu = 1 / count).
+        result["gpu_peak_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     return result
 
 
@@ -128,4 +136,12 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     load_plugins(context.plugins)
     device = trial_device(context.device)
     result = call_with_time_limit(lambda: evaluate_configuration(context, config, device), context.timeout_s)
+    result.update(placement())
     tune.report(result)
+
+
+def placement() -> dict[str, str]:
+    """Return where the trial ran: the Ray node id and the GPU ids Ray assigned, as JSON."""
+    if not ray.is_initialized():
+        return {"node_id": "", "gpu_ids": "[]"}
+    return {"node_id": ray.get_runtime_context().get_node_id(), "gpu_ids": json.dumps([str(gpu) for gpu in ray.get_gpu_ids()])}

@@ -77,6 +77,39 @@ def reference_key(
     )
 
 
+def load_cached_references(
+    dataset: Dataset,
+    split: ForgetSplit,
+    spec: ModelSpec,
+    recipe: TrainingRecipe,
+    seed: int = 0,
+    *,
+    cache_dir: str | Path | None = None,
+) -> References | None:
+    """Return the cached references for these inputs, or None on a miss; nothing is trained."""
+    cache = CheckpointCache(cache_dir if cache_dir is not None else default_cache_dir())
+    key = reference_key(dataset, split, spec, recipe, seed)
+    cached = cache.load(key, ("original", "retrain"))
+    if cached is None:
+        return None
+    logger.info("Reference models found in cache entry %s.", cache.entry_dir(key))
+    return References(
+        spec=spec,
+        original_state=cached["original"]["state_dict"],
+        retrain_state=cached["retrain"]["state_dict"],
+        key=key,
+        cache_hit=True,
+        info=cached["original"]["metadata"],
+    )
+
+
+def store_references(references: References, cache_dir: str | Path | None = None) -> None:
+    """Write references built elsewhere (on another node, say) into a cache."""
+    cache = CheckpointCache(cache_dir if cache_dir is not None else default_cache_dir())
+    states = {"original": references.original_state, "retrain": references.retrain_state}
+    cache.store(references.key, states, references.spec, references.info)
+
+
 def build_references(
     dataset: Dataset,
     split: ForgetSplit,
@@ -102,17 +135,9 @@ def build_references(
     cache = CheckpointCache(cache_dir if cache_dir is not None else default_cache_dir())
     key = reference_key(dataset, split, spec, recipe, seed)
 
-    cached = cache.load(key, ("original", "retrain"))
+    cached = load_cached_references(dataset, split, spec, recipe, seed, cache_dir=cache.root)
     if cached is not None:
-        logger.info("Reference models found in cache entry %s.", cache.entry_dir(key))
-        return References(
-            spec=spec,
-            original_state=cached["original"]["state_dict"],
-            retrain_state=cached["retrain"]["state_dict"],
-            key=key,
-            cache_hit=True,
-            info=cached["original"]["metadata"],
-        )
+        return cached
 
     logger.info("Training reference models (cache miss, entry %s).", cache.entry_dir(key))
     retain = torch.from_numpy(split.retain_idx)
