@@ -1,6 +1,16 @@
 """Unlearning methods, registered by name. Importing this package registers every built-in method."""
 
-from unlearning.methods import ieu  # noqa: F401  (registers "ieu")
+# Each import registers the method of the same name.
+from unlearning.methods import (  # noqa: F401
+    finetune,
+    gradient_ascent,
+    ieu,
+    l1_sparse,
+    random_label,
+    retrain,
+    salun,
+    scrub,
+)
 from unlearning.methods.base import (
     METHODS,
     MethodEntry,
