@@ -1,4 +1,4 @@
-"""The `rcd-sweep` command: run, resume, export, unlearn and ui."""
+"""The `rcd-sweep` command: run, resume, compare, export, unlearn and ui."""
 
 from __future__ import annotations
 
@@ -96,6 +96,26 @@ def command_run(args: argparse.Namespace) -> int:
 
     config = _sweep_config(args)
     _print_result(config, run_sweep(config, fresh=args.fresh))
+    return 0
+
+
+def command_compare(args: argparse.Namespace) -> int:
+    from sweeps.compare import CompareConfig, print_comparison, run_comparison
+    from sweeps.config import load_config
+
+    extra = {
+        "trials": args.trials,
+        "concurrency": args.concurrency,
+        "address": args.address,
+        "tracking_uri": args.tracking_uri,
+        "storage": args.storage,
+        "device": args.device,
+        "methods": [name.strip() for name in args.methods.split(",") if name.strip()] if args.methods else None,
+        "ablations": True if args.ablations else None,
+        "rule": args.rule,
+    }
+    config = load_config(args.config, args.overrides, extra, model=CompareConfig)
+    print_comparison(run_comparison(config, fresh=args.fresh))
     return 0
 
 
@@ -244,6 +264,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep_options(run)
     run.add_argument("--fresh", action="store_true", help="delete an existing sweep of the same name and start over")
     run.set_defaults(handler=command_run)
+
+    compare = commands.add_parser("compare", help="run every method with the same budget and print the comparison table")
+    _add_sweep_options(compare)
+    compare.add_argument("--methods", help="comma-separated methods (default: ieu and every baseline)")
+    compare.add_argument("--ablations", action="store_true", help="add IEU's ablations (noise only, ascent only, ascent + noise, ascent + decay) as rows")
+    compare.add_argument("--rule", choices=["max_rcd_within_loss", "min_avg_gap", "knee"], help="selection rule per method (default: export.rule)")
+    compare.add_argument("--fresh", action="store_true", help="rerun every method's sweep even when it finished before")
+    compare.set_defaults(handler=command_compare)
 
     resume = commands.add_parser("resume", help="continue an interrupted sweep without rerunning or relogging finished trials")
     resume.add_argument("sweep", help="sweep name, or its folder STORAGE/sweeps/NAME")

@@ -363,7 +363,10 @@ def apply_override(raw: dict[str, Any], path: list[str], value: Any) -> None:
 
 
 def load_config(
-    path: str | Path | None = None, overrides: list[str] | None = None, extra: dict[str, Any] | None = None
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    extra: dict[str, Any] | None = None,
+    model: type[SweepConfig] = SweepConfig,
 ) -> SweepConfig:
     """Load and validate a sweep configuration.
 
@@ -372,6 +375,7 @@ def load_config(
         overrides: `key.path=value` assignments, applied after the file.
         extra: top-level values from dedicated command-line options (`--trials` and the like),
             applied last; None values are skipped.
+        model: the configuration class, `SweepConfig` or a subclass such as the comparison's.
     """
     raw = read_yaml(path) if path is not None else {}
     for assignment in overrides or []:
@@ -380,7 +384,7 @@ def load_config(
         if value is not None:
             raw[key] = value
     try:
-        return SweepConfig.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as error:
         given_options = bool(overrides) or any(value is not None for value in (extra or {}).values())
         if path:
@@ -389,7 +393,8 @@ def load_config(
             source = "the command-line options"
         else:
             source = "the defaults"
-        raise ConfigError(format_validation_error(error, source)) from error
+        what = "comparison configuration" if model is not SweepConfig else "sweep configuration"
+        raise ConfigError(format_validation_error(error, source, what)) from error
 
 
 def dump_config(config: SweepConfig) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -49,6 +50,7 @@ from sweeps.setup import (
 from sweeps.tracking import (
     OPTUNA_TAG,
     PARETO_TAG,
+    STATUS_TAG,
     TRIAL_TAG,
     MlflowTrialCallback,
     SweepTracker,
@@ -114,6 +116,8 @@ class SweepResult:
     parent_run_id: str
     best_config_path: Path | None
     files: dict[str, Path] = field(default_factory=dict)
+    references: dict[str, dict[str, float]] = field(default_factory=dict)
+    failure_reasons: dict[str, int] = field(default_factory=dict)
 
 
 def sweep_paths(config: SweepConfig) -> SweepPaths:
@@ -413,7 +417,8 @@ def _log_references(tracker, paths, config, split, references, evaluator) -> Non
         tracker.log_metric_history(tracker.parent_run_id, f"retrain.relearn_{name}", curve[name])
 
     (paths.output / "config.yaml").write_text(dump_config(config))
-    (paths.output / "references.yaml").write_text(yaml.safe_dump({**summary, "cache_key": references.key, **{"split": split.describe()}}, sort_keys=False))
+    saved = {**summary, "cache_key": references.key, "training": json.loads(json.dumps(references.info, default=str)), "split": split.describe()}
+    (paths.output / "references.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
     split.save(paths.output / "split.npz")
     save_checkpoint(paths.output / "original.pt", references.original_state, references.spec, {"role": "original", "sweep": config.name})
     for name in ("config.yaml", "references.yaml", "split.npz"):
@@ -520,7 +525,53 @@ def finish_sweep(
         "Sweep %r finished in %s: %d completed, %d failed, Pareto front %d, hypervolume %.4f (reference point %s).",
         config.name, format_duration(wall_time_s), len(trials), failed, len(front), final_volume, dict(zip(metrics, reference)),
     )
-    return SweepResult(config.name, trials, front, final_volume, reference, failed, wall_time_s, tracker.parent_run_id, best_path, files)
+    return SweepResult(
+        config.name, trials, front, final_volume, reference, failed, wall_time_s, tracker.parent_run_id, best_path, files,
+        reference_metrics, failure_reasons(children.values()),
+    )
+
+
+def failure_reasons(runs) -> dict[str, int]:
+    """Count the error messages of failed child runs, most frequent first."""
+    counts: dict[str, int] = {}
+    for run in runs:
+        if run.data.tags.get(STATUS_TAG) == "failed":
+            message = run.data.tags.get("error", "unknown error")
+            counts[message] = counts.get(message, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))
+
+
+def sweep_state(config: SweepConfig) -> str:
+    """Return "absent", "finished" or "interrupted" for the sweep named in `config`, without changing it."""
+    paths = sweep_paths(config)
+    storage, tracker = _open_stores(config, paths)
+    parent = tracker.find_parent()
+    if parent is None and not _study_exists(storage, config.name):
+        return "absent"
+    if parent is not None and tracker.client.get_run(parent).info.status == "FINISHED":
+        return "finished"
+    return "interrupted"
+
+
+def load_result(config: SweepConfig) -> SweepResult:
+    """Read the report of a finished sweep back from its Optuna study and MLflow runs, writing nothing."""
+    paths = sweep_paths(config)
+    storage, tracker = _open_stores(config, paths)
+    tracker.parent_run_id = tracker.find_parent()
+    study = optuna.load_study(study_name=config.name, storage=storage)
+    trials, failed, _, final_volume, reference, _, children = collect_trials(config, tracker, study)
+    metrics, directions = _directions(config)
+    param_names = [name[len("param.") :] for name in trials.columns if name.startswith("param.")]
+    front = pareto_table(trials, metrics, param_names) if len(trials) else trials
+    saved = yaml.safe_load((paths.output / "references.yaml").read_text())
+    parent = tracker.client.get_run(tracker.parent_run_id)
+    wall_time_s = parent.data.metrics.get("wall_time_s", float("nan"))
+    best = paths.output / "best_config.yaml"
+    return SweepResult(
+        config.name, trials, front, final_volume, reference, failed, wall_time_s, tracker.parent_run_id,
+        best if best.is_file() else None, {}, {role: saved[role] for role in ("original", "retrain")},
+        failure_reasons(children.values()),
+    )
 
 
 def _write_report(config, paths, trials, front, history, reference, sources, reference_metrics, directions) -> dict[str, Path]:
