@@ -180,7 +180,7 @@ class Constraint(Section):
 class SamplerConfig(Section):
     """The Optuna sampler, its seed and extra keyword arguments."""
 
-    name: Literal["tpe", "nsga2", "random", "gp"] = "tpe"
+    name: Literal["tpe", "nsga2", "random", "gp", "grid"] = "tpe"
     seed: int = 0
     options: dict[str, Any] = Field(default_factory=dict)
 
@@ -219,8 +219,7 @@ class RcdSettings(Section):
     eval_growth: float = Field(0.05, ge=0)
     eval_size: int = Field(512, ge=1)
     eval_seed: int = 0
-
-
+    early_exit: bool = True
 
 
 class EvaluationConfig(Section):

@@ -253,7 +253,7 @@ def run_sweep(config: SweepConfig, *, fresh: bool = False) -> SweepResult:
         config: the validated sweep configuration.
         fresh: delete an existing sweep of the same name first instead of refusing to start.
     """
-    started = time.monotonic()
+    clock = PhaseClock()
     paths = sweep_paths(config)
     space, dataset = _validate(config)
     storage, tracker = _open_stores(config, paths)
@@ -262,7 +262,8 @@ def run_sweep(config: SweepConfig, *, fresh: bool = False) -> SweepResult:
         paths.output.mkdir(parents=True, exist_ok=True)
     else:
         _check_new_sweep(config, paths, storage, tracker)
-    return _execute(config, paths, storage, tracker, space, dataset, started, resume=False)
+    clock.mark("validation")
+    return _execute(config, paths, storage, tracker, space, dataset, clock, resume=False)
 
 
 def resume_sweep(config: SweepConfig) -> SweepResult:
@@ -274,7 +275,7 @@ def resume_sweep(config: SweepConfig) -> SweepResult:
     Raises:
         SweepStateError: when the sweep has no parent run or no Ray Tune state to continue from.
     """
-    started = time.monotonic()
+    clock = PhaseClock()
     paths = sweep_paths(config)
     space, dataset = _validate(config)
     storage, tracker = _open_stores(config, paths)
@@ -286,15 +287,38 @@ def resume_sweep(config: SweepConfig) -> SweepResult:
             f"started or its files were moved. Start it again with `rcd-sweep run CONFIG --fresh --set name={config.name}`."
         )
     tracker.parent_run_id = parent
-    return _execute(config, paths, storage, tracker, space, dataset, started, resume=True)
+    clock.mark("validation")
+    return _execute(config, paths, storage, tracker, space, dataset, clock, resume=True)
 
 
-def _execute(config, paths, storage, tracker, space, dataset, started: float, *, resume: bool) -> SweepResult:
+class PhaseClock:
+    """Wall time of each phase of a sweep, logged on the parent run as `phase.NAME_s`.
+
+    The phases show where a sweep's time goes besides the trials: Ray start-up, reference
+    building, MLflow set-up and the final report.
+    """
+
+    def __init__(self) -> None:
+        self.started = self._last = time.monotonic()
+        self.phases: dict[str, float] = {}
+
+    def mark(self, name: str) -> None:
+        """Add the time since the previous mark to phase `name`."""
+        now = time.monotonic()
+        self.phases[name] = self.phases.get(name, 0.0) + now - self._last
+        self._last = now
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+def _execute(config, paths, storage, tracker, space, dataset, clock: PhaseClock, *, resume: bool) -> SweepResult:
     """Run or resume the trials on Ray, and mark the parent run with how the driver ended."""
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", CHECKPOINT_PERIOD_S)
     started_ray = _connect_ray(config.address)
+    clock.mark("ray_start")
     try:
-        result = _run(config, paths, storage, tracker, space, dataset, started, resume)
+        result = _run(config, paths, storage, tracker, space, dataset, clock, resume)
     except BaseException as error:
         if tracker.parent_run_id is not None:
             tracker.finish_parent("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
@@ -302,6 +326,9 @@ def _execute(config, paths, storage, tracker, space, dataset, started: float, *,
     finally:
         if started_ray:
             ray.shutdown()
+    clock.mark("ray_stop")
+    tracker.log_parent_metrics({f"phase.{name}_s": seconds for name, seconds in clock.phases.items()})
+    logger.info("Time by phase: %s.", ", ".join(f"{name} {format_duration(seconds)}" for name, seconds in clock.phases.items()))
     tracker.finish_parent()
     return result
 
@@ -313,13 +340,14 @@ def _run(
     tracker: SweepTracker,
     space: dict[str, optuna.distributions.BaseDistribution],
     dataset: Dataset,
-    started: float,
+    clock: PhaseClock,
     resume: bool,
 ) -> SweepResult:
     """Build (or load) the references, run the trials on Ray Tune and write the report."""
     logger.info("Preparing references for sweep %r.", config.name)
     dataset, split, references, evaluator = _prepare(config, dataset)
     reference_metrics = {role: dict(evaluation.metrics) for role, evaluation in evaluator.reference_evaluations.items()}
+    clock.mark("references")
 
     if resume:
         tracker.reopen_parent()
@@ -346,8 +374,12 @@ def _run(
         tuner = tune.Tuner.restore(str(paths.ray_experiment), trainable, resume_unfinished=True, resume_errored=False, restart_errored=False)
     else:
         tuner = _new_tuner(config, paths, storage, tracker, space, trainable)
+    clock.mark("tracking_setup")
     tuner.fit()
-    return finish_sweep(config, tracker, paths, storage, reference_metrics, time.monotonic() - started)
+    clock.mark("trials")
+    result = finish_sweep(config, tracker, paths, storage, reference_metrics, clock.elapsed())
+    clock.mark("report")
+    return result
 
 
 # Tune saves its experiment state at most every 10 s by default. Trials here take seconds to
@@ -363,7 +395,7 @@ def _new_tuner(config, paths, storage, tracker, space, trainable) -> tune.Tuner:
         space=space,
         metric=metrics,
         mode=["max" if d == "maximize" else "min" for d in directions],
-        sampler=build_sampler(config.sampler, config.trials),
+        sampler=build_sampler(config.sampler, config.trials, space),
         study_name=config.name,
         storage=storage,
         constraints=config.constraints,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import resource
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -137,7 +139,18 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     device = trial_device(context.device)
     result = call_with_time_limit(lambda: evaluate_configuration(context, config, device), context.timeout_s)
     result.update(placement())
+    result["peak_rss_mb"] = peak_rss_mb()
     tune.report(result)
+
+
+def peak_rss_mb() -> float:
+    """Return the peak resident memory of this worker process in MiB.
+
+    That is the trial's own peak, or an upper bound on it when Ray reuses the process for several trials.
+    """
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports KiB and macOS bytes.
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
 def placement() -> dict[str, str]:

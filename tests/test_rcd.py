@@ -123,3 +123,17 @@ def test_invalid_protocol_rejected(options, message):
     with pytest.raises(RcdError) as error:
         RcdConfig(**options)
     assert message in str(error.value)
+
+
+def test_full_budget_gives_same_delay(digits_data, digits_references):
+    """Without early exit relearning runs every step, and the delay it reports does not change."""
+    from unlearning.metrics.rcd import RcdConfig, RcdProtocol
+
+    original = digits_references.original()
+    retrain = digits_references.retrain()
+    early = RcdProtocol(RcdConfig(seeds=(0,), max_steps=300), digits_data, original, retrain).measure(retrain)
+    full = RcdProtocol(RcdConfig(seeds=(0,), max_steps=300, early_exit=False), digits_data, original, retrain).measure(retrain)
+
+    assert full.steps == early.steps
+    assert full.runs[0].steps[-1] == 300
+    assert early.runs[0].steps[-1] < 300

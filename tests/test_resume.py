@@ -20,9 +20,9 @@ from optuna.trial import TrialState
 from sweeps.cli import main
 from sweeps.tracking import ROLE_TAG, TRIAL_TAG
 
-TRIALS = 8
+TRIALS = 6
 SWEEP = "crash"
-FINISHED_BEFORE_KILL = 3
+FINISHED_BEFORE_KILL = 2
 
 
 def write_config(tmp_path: Path) -> Path:
@@ -31,7 +31,8 @@ def write_config(tmp_path: Path) -> Path:
         "trials": TRIALS,
         "concurrency": 2,
         "sampler": {"name": "tpe", "seed": 1},
-        "rcd": {"seeds": [0], "max_steps": 400},
+        "training": {"epochs": 10},
+        "rcd": {"seeds": [0], "max_steps": 300},
         "search_space": {
             "method": "ieu",
             "parameters": {

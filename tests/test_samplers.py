@@ -17,7 +17,7 @@ def storage(tmp_path_factory):
     return tmp_path_factory.mktemp("samplers") / "mlruns"
 
 
-@pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random", "gp"])
+@pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random", "gp", "grid"])
 def test_sampler_runs_under_ray(sampler, storage):
     config = load_config(None, [*FAST, f"sampler.name={sampler}", f"name=sampler-{sampler}"], {"trials": 3, "storage": str(storage)})
 
@@ -67,3 +67,18 @@ def test_sweep_with_only_failures_completes(storage):
     assert result.trials.empty
     assert result.best_config_path is None
     assert result.hypervolume == 0.0
+
+
+def test_grid_covers_budget_with_distinct_points():
+    from sweeps.samplers import build_grid
+    from sweeps.search_space import load_search_space, to_distributions
+
+    space = to_distributions(load_search_space("ieu", "ieu"))
+    grid = build_grid(space, 40, None)
+
+    assert len(grid) == len(space)
+    assert all(len(values) == 3 for values in grid.values())
+    assert grid["lr"][0] == pytest.approx(0.001)
+    assert grid["lr"][-1] == pytest.approx(0.3)
+    assert grid["lr"][1] == pytest.approx((0.001 * 0.3) ** 0.5)
+    assert grid["retain_steps"] == [0, 1, 2]

@@ -77,6 +77,8 @@ class RcdConfig:
             costs about 80 evaluations instead of one per `eval_every` steps.
         eval_size: maximum size of the forget evaluation subset and of the control subset.
         eval_seed: seed of the evaluation subsets, shared by every model of a sweep.
+        early_exit: stop relearning once `criterion` converges (default). False runs the whole
+            step budget, which gives full curves and the same delays at a higher cost.
     """
 
     relearn_set: Literal["train", "forget_plus_retain", "forget_only", "k_forget_plus_retain"] = "train"
@@ -96,6 +98,7 @@ class RcdConfig:
     eval_growth: float = 0.05
     eval_size: int = 512
     eval_seed: int = 0
+    early_exit: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds", tuple(int(seed) for seed in self.seeds))
@@ -374,7 +377,7 @@ class RcdProtocol:
                 if streak_length[name] >= config.patience:
                     run.converged_step[name] = streak_start[name]
 
-            if run.converged_step[config.criterion] is not None:
+            if config.early_exit and run.converged_step[config.criterion] is not None:
                 break
         return run
 

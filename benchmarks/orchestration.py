@@ -1,0 +1,83 @@
+"""Orchestration efficiency and scale: how much of a sweep's wall time the trials use, and where the rest goes.
+
+Usage: python benchmarks/orchestration.py [--datasets digits mnist] [--concurrency 1 2] [--trials N] [--smoke]
+
+For each data set and concurrency the script runs one sweep from an empty storage folder, so the
+references are trained too, as in a user's first sweep. Efficiency is the sum of the trials' own
+run times (Ray Tune's `time_total_s`) divided by wall time times concurrent slots. The phase
+columns come from the parent run's `phase.*` metrics, and the memory columns are the peak
+resident memory of the driver process and of the largest trial process.
+
+Run it inside `unshare -n` like every command that starts Ray. Results go to the console as a
+Markdown table and to benchmarks/results/orchestration.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from measure import DIGITS, MNIST_6K, REPOSITORY, measure_sweep
+
+DATASETS = {"digits": (DIGITS, 30), "mnist": (MNIST_6K, 12)}
+"""Data set settings and the trial budget of the default digits sweep and of examples/mnist-ieu.yaml."""
+
+
+def row(dataset: str, measured: dict) -> dict:
+    slots = measured["concurrency"]
+    busy = sum(measured["trial_time_s"])
+    phases = measured["phases"]
+    return {
+        "dataset": dataset,
+        "concurrency": slots,
+        "trials": measured["completed"] + measured["failed"],
+        "wall_s": measured["wall_s"],
+        "trial_time_s": busy,
+        "efficiency": busy / (measured["wall_s"] * slots),
+        "efficiency_trials_phase": busy / (phases.get("trials_s", float("nan")) * slots),
+        "trials_per_hour": 3600 * len(measured["trial_time_s"]) / measured["wall_s"],
+        "driver_peak_rss_mb": measured["driver_peak_rss_mb"],
+        "trial_peak_rss_mb": measured["trial_peak_rss_mb"],
+        **{f"phase.{name}": seconds for name, seconds in sorted(phases.items())},
+    }
+
+
+def markdown(rows: list[dict]) -> str:
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for values in rows:
+        lines.append("| " + " | ".join(f"{values[c]:.3g}" if isinstance(values[c], float) else str(values[c]) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), default=["digits", "mnist"])
+    parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--trials", type=int, help="trials per sweep (default: 30 on digits, 12 on MNIST)")
+    parser.add_argument("--smoke", action="store_true", help="tiny settings that only check that the script works")
+    parser.add_argument("--results", default=str(REPOSITORY / "benchmarks" / "results"), help="folder for the JSON (and PNG) results")
+    args = parser.parse_args()
+
+    rows = []
+    for dataset in args.datasets:
+        settings, trials = DATASETS[dataset]
+        for concurrency in args.concurrency:
+            with tempfile.TemporaryDirectory(prefix="rcd-bench-") as storage:
+                sweep = {**settings, "name": f"orchestration-{dataset}-{concurrency}", "storage": storage}
+                sweep.update(trials=args.trials or trials, concurrency=concurrency)
+                if args.smoke:
+                    sweep.update(trials=2, training={"epochs": 2}, rcd={"seeds": [0], "max_steps": 50})
+                rows.append(row(dataset, measure_sweep(sweep)))
+            print(json.dumps(rows[-1]), flush=True)
+
+    print(markdown(rows))
+    out = Path(args.results) / "orchestration.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

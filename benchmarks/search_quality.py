@@ -1,0 +1,128 @@
+"""Search quality: hypervolume after N trials for TPE, NSGA-II, random search and a grid, over several seeds.
+
+Usage: python benchmarks/search_quality.py [--dataset digits|mnist] [--samplers tpe nsga2 random grid]
+       [--seeds 0 1 2] [--trials 40] [--checkpoints 10 20 40] [--smoke]
+
+Each sampler and seed runs one sweep of `--trials` trials over IEU's search space. The hypervolume
+after N trials is read from the sweep's own history, with the default reference point (rcd 0,
+retain_acc_loss 1), so every number is comparable. Each trial uses one relearning seed. The
+script prints mean and standard deviation per sampler and N, says whether each Optuna sampler
+reaches random search's hypervolume at the last checkpoint within half the trials, and draws the
+curves to benchmarks/results/search_quality_DATASET.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from measure import DIGITS, MNIST_6K, REPOSITORY, measure_sweep  # noqa: E402
+
+DATASETS = {"digits": DIGITS, "mnist": MNIST_6K}
+
+
+def curves(dataset: str, samplers: list[str], seeds: list[int], trials: int, smoke: bool) -> dict[str, np.ndarray]:
+    """Return, per sampler, an array of hypervolume histories with one row per seed."""
+    found: dict[str, list[list[float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="rcd-bench-") as storage:
+        for sampler in samplers:
+            for seed in seeds:
+                settings = {
+                    **DATASETS[dataset],
+                    "name": f"quality-{dataset}-{sampler}-{seed}",
+                    "storage": storage,
+                    "trials": trials,
+                    "concurrency": 2,
+                    "sampler": {"name": sampler, "seed": seed},
+                    "rcd": {"seeds": [0]},
+                }
+                if smoke:
+                    settings.update(training={"epochs": 2}, rcd={"seeds": [0], "max_steps": 50})
+                history = measure_sweep(settings)["hypervolume_history"]
+                # A failed trial adds no point; the hypervolume stays where it was.
+                padded = history + [history[-1] if history else 0.0] * (trials - len(history))
+                found.setdefault(sampler, []).append(padded)
+                print(json.dumps({"sampler": sampler, "seed": seed, "final": padded[-1]}), flush=True)
+    return {sampler: np.array(rows) for sampler, rows in found.items()}
+
+
+def summarize(results: dict[str, np.ndarray], checkpoints: list[int]) -> list[dict]:
+    rows = []
+    for sampler, histories in results.items():
+        for n in checkpoints:
+            values = histories[:, n - 1]
+            rows.append({"sampler": sampler, "trials": n, "mean": float(values.mean()), "std": float(values.std()),
+                         "min": float(values.min()), "max": float(values.max())})
+    return rows
+
+
+def goal(results: dict[str, np.ndarray], last: int) -> list[str]:
+    """For each Optuna sampler, the first N at which its mean hypervolume reaches random search's at `last` trials."""
+    if "random" not in results:
+        return []
+    target = results["random"][:, last - 1].mean()
+    lines = []
+    for sampler, histories in results.items():
+        if sampler == "random":
+            continue
+        mean = histories.mean(axis=0)
+        reached = np.nonzero(mean >= target)[0]
+        first = int(reached[0]) + 1 if len(reached) else None
+        verdict = "met" if first is not None and first <= last // 2 else "missed"
+        lines.append(f"{sampler}: reaches random search's {last}-trial mean hypervolume {target:.4f} after {first} trials ({verdict})")
+    return lines
+
+
+def plot(results: dict[str, np.ndarray], path: Path, title: str) -> None:
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for sampler, histories in results.items():
+        steps = np.arange(1, histories.shape[1] + 1)
+        mean, std = histories.mean(axis=0), histories.std(axis=0)
+        axes.plot(steps, mean, label=f"{sampler} (mean of {len(histories)} seeds)")
+        axes.fill_between(steps, mean - std, mean + std, alpha=0.2)
+    axes.set_xlabel("completed trials")
+    axes.set_ylabel("hypervolume (higher is better)")
+    axes.set_title(title)
+    axes.legend()
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="digits")
+    parser.add_argument("--samplers", nargs="+", default=["tpe", "nsga2", "random", "grid"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--checkpoints", nargs="+", type=int, default=[10, 20, 40])
+    parser.add_argument("--smoke", action="store_true", help="tiny settings that only check that the script works")
+    parser.add_argument("--results", default=str(REPOSITORY / "benchmarks" / "results"), help="folder for the JSON (and PNG) results")
+    args = parser.parse_args()
+    checkpoints = [n for n in args.checkpoints if n <= args.trials] or [args.trials]
+
+    results = curves(args.dataset, args.samplers, args.seeds, args.trials, args.smoke)
+    rows = summarize(results, checkpoints)
+    print("| sampler | trials | mean | std | min | max |\n|---|---|---|---|---|---|")
+    for values in rows:
+        print(f"| {values['sampler']} | {values['trials']} | {values['mean']:.4f} | {values['std']:.4f} | {values['min']:.4f} | {values['max']:.4f} |")
+    for line in goal(results, checkpoints[-1]):
+        print(line)
+
+    out = Path(args.results)
+    plot(results, out / f"search_quality_{args.dataset}.png", f"Hypervolume by trial, IEU on {args.dataset}")
+    (out / f"search_quality_{args.dataset}.json").write_text(
+        json.dumps({"rows": rows, "goal": goal(results, checkpoints[-1]), "histories": {k: v.tolist() for k, v in results.items()}}, indent=2)
+    )
+
+
+if __name__ == "__main__":
+    main()
