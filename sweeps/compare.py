@@ -198,9 +198,30 @@ def _method_row(entry: CompareEntry, config: CompareConfig, result: SweepResult)
     return _row(entry.label, "selected", selected.to_dict(), trial=int(selected["trial"]), **counts, note=note)
 
 
+# Settings that change where or how fast a sweep runs, but not its results.
+_EXECUTION_KEYS = {"storage", "tracking_uri", "address", "ray_storage", "optuna_storage", "concurrency", "resources", "device", "max_failures", "trial_timeout_s"}
+
+
+def _check_unchanged(config: SweepConfig) -> None:
+    """Raise `ConfigError` when an existing sweep of this name was run with other settings."""
+    saved_path = Path(config.storage).resolve() / "sweeps" / config.name / "config.yaml"
+    if not saved_path.is_file():
+        return
+    saved = SweepConfig.model_validate(yaml.safe_load(saved_path.read_text())).model_dump(mode="json", exclude=_EXECUTION_KEYS)
+    wanted = config.model_dump(mode="json", exclude=_EXECUTION_KEYS)
+    changed = sorted(key for key in wanted if saved.get(key) != wanted[key])
+    if changed:
+        raise ConfigError(
+            f"Sweep {config.name!r} already exists with different settings ({', '.join(changed)}), so its results "
+            "would not belong to this comparison. Rerun every method with --fresh, or give the comparison another name."
+        )
+
+
 def _sweep(config: SweepConfig, fresh: bool) -> SweepResult:
     """Run a method's sweep, resume it when it was interrupted, or read it back when it is finished."""
     state = "absent" if fresh else sweep_state(config)
+    if state != "absent":
+        _check_unchanged(config)
     if state == "finished":
         logger.info("Sweep %r finished earlier; reading its results.", config.name)
         return load_result(config)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -11,9 +13,10 @@ from typing import Iterator
 import torch
 
 from sweeps.config import SweepConfig
+from unlearning.checkpoints import content_key
 from unlearning.data import Dataset, load_dataset
 from unlearning.device import resolve_device
-from unlearning.evaluation import UnlearningEvaluator
+from unlearning.evaluation import ReferenceMeasurements, UnlearningEvaluator
 from unlearning.metrics.rcd import RcdConfig
 from unlearning.models import ModelSpec
 from unlearning.references import References, build_references
@@ -113,6 +116,8 @@ def prepare(
             cache_dir=reference_cache or cache_dir(config), device=device,
         )
     data = SplitData.from_split(dataset, split, device)
+    measurements_path = (reference_cache or cache_dir(config)) / "measurements" / f"{measurement_key(config, references, device)}.json"
+    measured = load_measurements(measurements_path)
     with torch_threads(trial_threads(config)) if device.type == "cpu" else contextlib.nullcontext():
         evaluator = UnlearningEvaluator(
             data,
@@ -120,8 +125,50 @@ def prepare(
             rcd_config(config),
             mia_max_samples=config.evaluation.mia_max_samples,
             mia_seed=config.evaluation.mia_seed,
+            measured=measured,
         )
+    if measured is None:
+        store_measurements(measurements_path, evaluator.measurements)
     return dataset, split, references, evaluator.to("cpu")
+
+
+def measurement_key(config: SweepConfig, references: References, device: torch.device) -> str:
+    """Return the cache key of the reference measurements: everything their values depend on.
+
+    The torch thread count and the device change the order of floating-point reductions, and so
+    the relearning curves, which is why they are part of the key.
+    """
+    return content_key(
+        {
+            "references": references.key,
+            "rcd": rcd_config(config).to_dict(),
+            "evaluation": config.evaluation.model_dump(),
+            "device": device.type,
+            "threads": trial_threads(config),
+            "torch": torch.__version__,
+        }
+    )
+
+
+def load_measurements(path: Path) -> ReferenceMeasurements | None:
+    """Return cached reference measurements, or None when there are none or the file is unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        measured = ReferenceMeasurements.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        logger.warning("Ignoring the unreadable reference measurements %s (%s); measuring again.", path, error)
+        return None
+    logger.info("Reference measurements found in %s.", path)
+    return measured
+
+
+def store_measurements(path: Path, measured: ReferenceMeasurements) -> None:
+    """Write reference measurements as JSON, atomically, so that a concurrent reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(measured.to_dict()))
+    os.replace(temporary, path)
 
 
 def needs_gpu_task(config: SweepConfig, cluster_gpus: float) -> bool:

@@ -68,6 +68,7 @@ def comparison(tmp_path_factory):
         "markdown": (folder / "comparison.md").read_text(),
         "client": client,
         "runs_after_first": runs_after_first,
+        "config_path": path,
     }
 
 
@@ -178,3 +179,13 @@ def test_bad_comparison_rejected(tmp_path, raw, message):
 def test_entry_labels_default_to_method_and_variant():
     assert CompareEntry(method="ieu", params={"variant": "noise_only"}).label == "ieu-noise_only"
     assert CompareEntry(method="salun").label == "salun"
+
+
+def test_changed_settings_rejected(comparison):
+    """A comparison with the same name but another budget does not reuse the old sweeps."""
+    from sweeps.compare import run_comparison
+
+    config = load_config(comparison["config_path"], [f"trials={TRIALS + 1}"], model=CompareConfig)
+
+    with pytest.raises(ConfigError, match=r"already exists with different settings \(trials\)"):
+        run_comparison(config)

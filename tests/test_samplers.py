@@ -17,6 +17,16 @@ def storage(tmp_path_factory):
     return tmp_path_factory.mktemp("samplers") / "mlruns"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def shared_ray():
+    """One local Ray instance for every sweep in this module; `run_sweep` leaves a running Ray as it is."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
 @pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random", "gp", "grid"])
 def test_sampler_runs_under_ray(sampler, storage):
     config = load_config(None, [*FAST, f"sampler.name={sampler}", f"name=sampler-{sampler}"], {"trials": 3, "storage": str(storage)})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -13,7 +13,13 @@ from torch import nn
 
 from unlearning.metrics.classification import accuracies, weight_distance
 from unlearning.metrics.mia import mia_efficacy
-from unlearning.metrics.rcd import RcdConfig, RcdMeasurement, RcdProtocol, rcd_metrics
+from unlearning.metrics.rcd import (
+    RcdConfig,
+    RcdMeasurement,
+    RcdProtocol,
+    RelearningRun,
+    rcd_metrics,
+)
 from unlearning.references import References
 from unlearning.splits import SplitData
 from unlearning.training import DivergenceError
@@ -49,6 +55,38 @@ class Evaluation:
     curve: dict[str, list[float]] = field(default_factory=dict)
 
 
+@dataclass
+class ReferenceMeasurements:
+    """Metrics and relearning measurements of the original and retrain models.
+
+    Measuring them is the slow part of building an evaluator (the retrain model relearns for
+    hundreds of steps per seed), so a caller may keep them and pass them to the next evaluator on
+    the same references, protocol and hardware. They convert to and from plain JSON values.
+    """
+
+    original_metrics: dict[str, float]
+    original_rcd: RcdMeasurement
+    retrain_metrics: dict[str, float]
+    retrain_rcd: RcdMeasurement
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the measurements as JSON-serializable values."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ReferenceMeasurements":
+        """Rebuild measurements from `to_dict` output."""
+        def measurement(raw: dict[str, Any]) -> RcdMeasurement:
+            return RcdMeasurement(raw["criterion"], raw["max_steps"], [RelearningRun(**run) for run in raw["runs"]])
+
+        return cls(
+            original_metrics=dict(values["original_metrics"]),
+            original_rcd=measurement(values["original_rcd"]),
+            retrain_metrics=dict(values["retrain_metrics"]),
+            retrain_rcd=measurement(values["retrain_rcd"]),
+        )
+
+
 class UnlearningEvaluator:
     """Scores models on one split with the metrics of the unlearning literature plus RCD.
 
@@ -61,6 +99,8 @@ class UnlearningEvaluator:
         rcd_config: the relearning protocol.
         mia_max_samples: members and non-members used to fit the MIA classifier, each.
         mia_seed: seed of the MIA subsamples.
+        measured: reference measurements taken earlier with the same references, protocol, MIA
+            settings and hardware; None measures the references here.
     """
 
     def __init__(
@@ -71,6 +111,7 @@ class UnlearningEvaluator:
         *,
         mia_max_samples: int = 1000,
         mia_seed: int = 0,
+        measured: ReferenceMeasurements | None = None,
     ):
         self.data = data
         self.references = references
@@ -82,11 +123,18 @@ class UnlearningEvaluator:
         original = references.original(self.device)
         retrain = references.retrain(self.device)
         self.protocol = RcdProtocol(self.rcd_config, data, original, retrain)
-        self.original_metrics = self._base_metrics(original)
-        self.original_rcd = self.protocol.measure(original)
-
-        self.retrain_metrics = self._base_metrics(retrain)
-        self.retrain_rcd = self.protocol.measure(retrain)
+        if measured is None:
+            measured = ReferenceMeasurements(
+                original_metrics=self._base_metrics(original),
+                original_rcd=self.protocol.measure(original),
+                retrain_metrics=self._base_metrics(retrain),
+                retrain_rcd=self.protocol.measure(retrain),
+            )
+        self.measurements = measured
+        self.original_metrics = measured.original_metrics
+        self.original_rcd = measured.original_rcd
+        self.retrain_metrics = measured.retrain_metrics
+        self.retrain_rcd = measured.retrain_rcd
         logger.info(
             "RCD references: retrain needs %.1f relearning steps (censored: %s), original %.1f.",
             self.retrain_rcd.steps,
