@@ -1,4 +1,4 @@
-"""Two sweeps write to one store at the same time while the MLflow UI reads it."""
+"""Two sweeps write to one store at the same time while the MLflow UI, started by `rcd-sweep ui`, reads it."""
 
 from __future__ import annotations
 

@@ -14,7 +14,6 @@ import optuna
 import pandas as pd
 import pytest
 import yaml
-from conftest import free_port, get_json
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
@@ -168,19 +167,3 @@ def test_export_then_unlearn_reproduces(sweep, capsys):
     for name, value in selection["metrics"].items():
         if name in reproduced and name != "runtime_s":
             assert reproduced[name] == value, name
-
-
-def test_ui_serves_the_store(sweep):
-    """`rcd-sweep ui` binds to 127.0.0.1 and its REST API lists the sweep's experiment."""
-    import subprocess
-    import sys
-
-    port = free_port()
-    command = [sys.executable, "-m", "sweeps.cli", "ui", "--storage", str(sweep["storage"]), "--port", str(port)]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        body = get_json(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=100")
-        assert SWEEP in [experiment["name"] for experiment in body["experiments"]]
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
