@@ -408,7 +408,11 @@ def _new_tuner(config, paths, storage, tracker, space, trainable) -> tune.Tuner:
     ]
     return tune.Tuner(
         trainable,
-        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=config.trials, max_concurrent_trials=config.concurrency),
+        # Reusing trial processes saves Ray's per-trial worker start, which took longer than a whole
+        # digits trial in benchmarks/orchestration.py. Tune never reuses the process of a failed trial.
+        tune_config=tune.TuneConfig(
+            search_alg=searcher, num_samples=config.trials, max_concurrent_trials=config.concurrency, reuse_actors=True
+        ),
         run_config=tune.RunConfig(
             name=config.name,
             storage_path=paths.ray_storage,
