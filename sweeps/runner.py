@@ -410,6 +410,8 @@ def _new_tuner(config, paths, storage, tracker, space, trainable) -> tune.Tuner:
         trainable,
         # Reusing trial processes saves Ray's per-trial worker start, which took longer than a whole
         # digits trial in benchmarks/orchestration.py. Tune never reuses the process of a failed trial.
+        # NOTE: a reused process's peak memory grows: 2.4 GB after 12 MNIST trials in a row, against
+        # 1.1 GB for one trial per process. Whether it levels off over longer sweeps is not measured.
         tune_config=tune.TuneConfig(
             search_alg=searcher, num_samples=config.trials, max_concurrent_trials=config.concurrency, reuse_actors=True
         ),
