@@ -6,7 +6,7 @@ Usage: python benchmarks/search_quality.py [--dataset digits|mnist] [--samplers 
 Each sampler and seed runs one sweep of `--trials` trials over IEU's search space. The hypervolume
 after N trials is read from the sweep's own history, with the default reference point (rcd 0,
 retain_acc_loss 1), so every number is comparable. Each trial uses one relearning seed. The
-script prints mean and standard deviation per sampler and N, says whether each Optuna sampler
+script prints mean and standard deviation per sampler and N, reports whether each Optuna sampler
 reaches random search's hypervolume at the last checkpoint within half the trials, and draws the
 curves to benchmarks/results/search_quality_DATASET.png.
 """

@@ -66,8 +66,9 @@ def _add_sweep_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _sweep_config(args: argparse.Namespace):
-    from sweeps.config import load_config
+def _sweep_config(args: argparse.Namespace, model=None, **more):
+    """Load the configuration file with the command-line options applied; `more` adds options of one command."""
+    from sweeps.config import SweepConfig, load_config
 
     extra = {
         "trials": args.trials,
@@ -76,8 +77,9 @@ def _sweep_config(args: argparse.Namespace):
         "tracking_uri": args.tracking_uri,
         "storage": args.storage,
         "device": args.device,
+        **more,
     }
-    return load_config(args.config, args.overrides, extra)
+    return load_config(args.config, args.overrides, extra, model=model or SweepConfig)
 
 
 def _print_result(config, result) -> None:
@@ -101,20 +103,9 @@ def command_run(args: argparse.Namespace) -> int:
 
 def command_compare(args: argparse.Namespace) -> int:
     from sweeps.compare import CompareConfig, print_comparison, run_comparison
-    from sweeps.config import load_config
 
-    extra = {
-        "trials": args.trials,
-        "concurrency": args.concurrency,
-        "address": args.address,
-        "tracking_uri": args.tracking_uri,
-        "storage": args.storage,
-        "device": args.device,
-        "methods": [name.strip() for name in args.methods.split(",") if name.strip()] if args.methods else None,
-        "ablations": True if args.ablations else None,
-        "rule": args.rule,
-    }
-    config = load_config(args.config, args.overrides, extra, model=CompareConfig)
+    methods = [name.strip() for name in args.methods.split(",") if name.strip()] if args.methods else None
+    config = _sweep_config(args, CompareConfig, methods=methods, ablations=True if args.ablations else None, rule=args.rule)
     print_comparison(run_comparison(config, fresh=args.fresh))
     return 0
 

@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 CURVE_KEY = "relearning_curve_json"
 PLACEMENT_KEYS = ("device", "node_id", "gpu_ids", "references")
-"""String results that say where a trial ran and which references it was measured against; MLflow records them as tags."""
+"""String results that record where a trial ran and which references it was measured against; MLflow records them as tags."""
 
 
 class TrialDivergedError(RuntimeError):
@@ -98,7 +98,7 @@ def evaluate_configuration(context: TrialContext, params: dict[str, Any], device
     result["device"] = str(device)
     result["references"] = evaluator.references.key
     if device.type == "cuda":
-        # Peak GPU memory of one trial tells how many trials fit on a GPU (resources.gpu = 1 / count).
+        # Peak GPU memory of one trial shows how many trials fit on a GPU (resources.gpu = 1 / count).
         result["gpu_peak_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
     return result
 

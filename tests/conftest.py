@@ -92,7 +92,7 @@ def free_port() -> int:
 
 
 def get_json(url: str, timeout_s: float = 90.0) -> dict:
-    """GET `url` until it answers with JSON or `timeout_s` passes; servers take seconds to start."""
+    """GET `url` until it returns JSON or `timeout_s` passes; servers take seconds to start."""
     import json
     import time
     import urllib.request

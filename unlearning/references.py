@@ -88,7 +88,10 @@ def load_cached_references(
 ) -> References | None:
     """Return the cached references for these inputs, or None on a miss; nothing is trained."""
     cache = CheckpointCache(cache_dir if cache_dir is not None else default_cache_dir())
-    key = reference_key(dataset, split, spec, recipe, seed)
+    return _load_entry(cache, reference_key(dataset, split, spec, recipe, seed), spec)
+
+
+def _load_entry(cache: CheckpointCache, key: str, spec: ModelSpec) -> References | None:
     cached = cache.load(key, ("original", "retrain"))
     if cached is None:
         return None
@@ -135,7 +138,8 @@ def build_references(
     cache = CheckpointCache(cache_dir if cache_dir is not None else default_cache_dir())
     key = reference_key(dataset, split, spec, recipe, seed)
 
-    cached = load_cached_references(dataset, split, spec, recipe, seed, cache_dir=cache.root)
+    # The key hashes the whole data set, so it is computed once and shared with the cache lookup.
+    cached = _load_entry(cache, key, spec)
     if cached is not None:
         return cached
 
