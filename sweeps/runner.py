@@ -56,6 +56,7 @@ from sweeps.tracking import (
     SweepTracker,
     check_tracking_uri,
     default_tracking_uri,
+    sqlite_creation_lock,
 )
 from sweeps.trial import TrialContext, run_trial
 from unlearning.checkpoints import save_checkpoint
@@ -133,7 +134,8 @@ def sweep_paths(config: SweepConfig) -> SweepPaths:
 def optuna_storage(url: str) -> optuna.storages.RDBStorage:
     """Open the study database; SQLite waits up to 60 s for a lock held by another sweep."""
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    with sqlite_creation_lock(url):
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
 
 
 def _study_exists(storage: optuna.storages.BaseStorage, name: str) -> bool:

@@ -7,15 +7,17 @@ other nodes need no access to it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, ContextManager, Iterable
 
 import cloudpickle
+import filelock
 import mlflow
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
@@ -23,8 +25,9 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from ray.tune import Callback
 from ray.tune.result import AUTO_RESULT_KEYS
+from sqlalchemy.engine import make_url
 
-from sweeps.trial import CURVE_KEY, PLACEMENT_KEYS
+from sweeps.trial import CURVE_KEY, PLACEMENT_KEYS, TIMING_KEYS
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +51,23 @@ class TrackingError(RuntimeError):
 def default_tracking_uri(storage: Path) -> str:
     """Return the SQLite store under the sweep storage folder, as an absolute URI."""
     return f"sqlite:///{(storage / 'mlflow.db').resolve()}"
+
+
+def sqlite_creation_lock(url: str) -> ContextManager[object]:
+    """Return a lock that serializes the creation of one SQLite database's tables across processes.
+
+    MLflow and Optuna both create their tables on first use. Two sweeps that start together on one
+    new file would both issue CREATE TABLE, and the second fails with "table already exists".
+    Other databases handle concurrent creation themselves, so they get no lock.
+    """
+    if not url.startswith("sqlite:"):
+        return contextlib.nullcontext()
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        return contextlib.nullcontext()
+    path = Path(database).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return filelock.FileLock(f"{path}.lock", timeout=300)
 
 
 def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
@@ -107,14 +127,16 @@ class SweepTracker:
     def __init__(self, tracking_uri: str, experiment_name: str, artifact_root: Path | None = None):
         self.tracking_uri = tracking_uri
         self.experiment_name = experiment_name
-        self.client = MlflowClient(tracking_uri=tracking_uri)
         try:
-            experiment = self.client.get_experiment_by_name(experiment_name)
-            if experiment is None:
-                location = artifact_root.resolve().as_uri() if artifact_root is not None else None
-                self.experiment_id = self.client.create_experiment(experiment_name, artifact_location=location)
-            else:
-                self.experiment_id = experiment.experiment_id
+            with sqlite_creation_lock(tracking_uri):
+                # The client creates the store's tables as it starts, so it starts under the lock.
+                self.client = MlflowClient(tracking_uri=tracking_uri)
+                experiment = self.client.get_experiment_by_name(experiment_name)
+                if experiment is None:
+                    location = artifact_root.resolve().as_uri() if artifact_root is not None else None
+                    self.experiment_id = self.client.create_experiment(experiment_name, artifact_location=location)
+                else:
+                    self.experiment_id = experiment.experiment_id
         except MlflowException as error:
             raise TrackingError(f"MLflow store {tracking_uri!r} could not be used: {error.message}") from error
         self.parent_run_id: str | None = None
@@ -194,7 +216,11 @@ class SweepTracker:
         if error:
             tags.append(RunTag("error", error[:5000]))
         tags.extend(RunTag(f"ray.{key}", str(result[key])) for key in PLACEMENT_KEYS if result and key in result)
-        run = self.client.create_run(self.experiment_id, run_name=f"trial-{trial_id}")
+        # The driver logs a trial after the trial ends, so the run takes its start and end times from the trial's clock.
+        start_ms = end_ms = None
+        if result is not None and all(key in result for key in TIMING_KEYS):
+            start_ms, end_ms = (int(result[key] * 1000) for key in TIMING_KEYS)
+        run = self.client.create_run(self.experiment_id, start_time=start_ms, run_name=f"trial-{trial_id}")
         run_id = run.info.run_id
         self.client.log_batch(run_id, tags=tags, params=[Param(k, _param_value(v)) for k, v in params.items()][:_BATCH_PARAMS])
 
@@ -204,6 +230,7 @@ class SweepTracker:
                 Metric(key, float(value), now, 0)
                 for key, value in result.items()
                 if key not in AUTO_RESULT_KEYS
+                and key not in TIMING_KEYS
                 and isinstance(value, (int, float))
                 and not isinstance(value, bool)
                 and math.isfinite(value)
@@ -213,7 +240,8 @@ class SweepTracker:
             curve = json.loads(result.get(CURVE_KEY) or "{}")
             self._log_curve(run_id, curve)
 
-        self.client.set_terminated(run_id, status=RunStatus.to_string(RunStatus.FAILED if error else RunStatus.FINISHED))
+        run_status = RunStatus.to_string(RunStatus.FAILED if error else RunStatus.FINISHED)
+        self.client.set_terminated(run_id, status=run_status, end_time=end_ms)
         return run_id
 
     def _log_curve(self, run_id: str, curve: dict[str, list[float]]) -> None:

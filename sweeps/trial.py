@@ -7,6 +7,7 @@ import logging
 import resource
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,8 @@ logger = logging.getLogger(__name__)
 CURVE_KEY = "relearning_curve_json"
 PLACEMENT_KEYS = ("device", "node_id", "gpu_ids", "references")
 """String results that record where a trial ran and which references it was measured against; MLflow records them as tags."""
+TIMING_KEYS = ("started_at", "finished_at")
+"""Wall-clock bounds of the trial's work in epoch seconds; they become the child run's start and end times."""
 
 
 class TrialDivergedError(RuntimeError):
@@ -137,9 +140,10 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     torch.set_num_threads(max(1, context.threads))
     load_plugins(context.plugins)
     device = trial_device(context.device)
+    started_at = time.time()
     result = call_with_time_limit(lambda: evaluate_configuration(context, config, device), context.timeout_s)
     result.update(placement())
-    result["peak_rss_mb"] = peak_rss_mb()
+    result.update(started_at=started_at, finished_at=time.time(), peak_rss_mb=peak_rss_mb())
     tune.report(result)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import subprocess
 import sys
 import time
@@ -14,7 +15,8 @@ import yaml
 from conftest import free_port, get_json
 from optuna.trial import TrialState
 
-from sweeps.tracking import ROLE_TAG
+from sweeps.runner import optuna_storage
+from sweeps.tracking import ROLE_TAG, SweepTracker
 
 TRIALS = 3
 NAMES = ("together-a", "together-b")
@@ -101,3 +103,25 @@ def test_both_studies_complete(two_sweeps):
 def test_ui_responds_during_sweeps(two_sweeps):
     assert len(two_sweeps["answers"]) >= 2
     assert set(NAMES) <= set(two_sweeps["final"])
+
+
+def open_new_stores(barrier, folder: Path, index: int) -> None:
+    barrier.wait()
+    optuna_storage(f"sqlite:///{folder / 'optuna.db'}")
+    SweepTracker(f"sqlite:///{folder / 'mlflow.db'}", f"sweep-{index}")
+
+
+def test_racing_sweeps_create_new_stores_once(tmp_path):
+    # Without the lock, one of the four processes usually fails with "table ... already exists".
+    context = multiprocessing.get_context("spawn")
+    for attempt in range(2):
+        folder = tmp_path / str(attempt)
+        barrier = context.Barrier(4)
+        processes = [context.Process(target=open_new_stores, args=(barrier, folder, index)) for index in range(4)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(timeout=120)
+        assert [process.exitcode for process in processes] == [0] * 4
+        names = {experiment.name for experiment in mlflow.MlflowClient(f"sqlite:///{folder / 'mlflow.db'}").search_experiments()}
+        assert names == {"Default"} | {f"sweep-{index}" for index in range(4)}
