@@ -1,11 +1,14 @@
 """RCD cost: one RCD measurement with early exit against the full step budget, and its growth with the forget set.
 
-Usage: python benchmarks/rcd_cost.py [--dataset mnist|digits] [--fractions 0.1 0.2 0.5] [--smoke]
+Usage: python benchmarks/rcd_cost.py [--dataset mnist|digits] [--fractions 0.1 0.2 0.5]
+       [--vectorized-seeds 0 1 2] [--smoke]
 
 For each forget fraction (random forgetting) the script builds or loads the references, then
 times `RcdProtocol.measure` on the retrain model (the most expensive model to relearn, since it
 never saw the forget set) with early exit and with `early_exit=False`, which runs every step of
-the budget. It runs on the CPU with one torch thread per process, like one trial.
+the budget. With `--vectorized-seeds` it also times the listed relearning seeds one after
+another against one vectorized pass (`rcd.vectorize`), both with early exit. It runs on the CPU
+with one torch thread per process, like one trial.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ def main() -> None:
     parser.add_argument("--dataset", choices=["mnist", "digits"], default="mnist")
     parser.add_argument("--fractions", nargs="+", type=float, default=[0.1, 0.2, 0.5])
     parser.add_argument("--max-train-samples", type=int, default=6000, help="MNIST training images (default 6000)")
+    parser.add_argument(
+        "--vectorized-seeds", nargs="+", type=int, default=[], help="also time these relearning seeds sequentially and vectorized"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny settings that only check that the script works")
     parser.add_argument("--results", default=str(REPOSITORY / "benchmarks" / "results"), help="folder for the JSON (and PNG) results")
     args = parser.parse_args()
@@ -64,6 +70,15 @@ def main() -> None:
             row["early_exit_s" if early_exit else "full_budget_s"] = seconds
             row["rcd_steps"] = steps
         row["full_over_early"] = row["full_budget_s"] / row["early_exit_s"]
+        if len(args.vectorized_seeds) > 1:
+            row["seeds"] = len(args.vectorized_seeds)
+            for vectorize in (False, True):
+                config = RcdConfig(seeds=tuple(args.vectorized_seeds), max_steps=budget, vectorize=vectorize)
+                seconds, steps = time_measurement(RcdProtocol(config, data, original, retrain), retrain)
+                label = "vectorized" if vectorize else "sequential"
+                row[f"{label}_s"] = seconds
+                row[f"{label}_rcd_steps"] = steps
+            row["sequential_over_vectorized"] = row["sequential_s"] / row["vectorized_s"]
         rows.append(row)
         print(json.dumps(row), flush=True)
 

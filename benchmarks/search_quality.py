@@ -1,7 +1,7 @@
 """Search quality: hypervolume after N trials for TPE, NSGA-II, random search and a grid, over several seeds.
 
 Usage: python benchmarks/search_quality.py [--dataset digits|mnist] [--samplers tpe nsga2 random grid]
-       [--seeds 0 1 2] [--trials 40] [--checkpoints 10 20 40] [--smoke]
+       [--seeds 0 1 2] [--trials 40] [--checkpoints 10 20 40] [--merge] [--smoke]
 
 Each sampler and seed runs one sweep of `--trials` trials over IEU's search space. The hypervolume
 after N trials is read from the sweep's own history, with the default reference point (rcd 0,
@@ -9,6 +9,11 @@ retain_acc_loss 1), so every number is comparable. Each trial uses one relearnin
 script prints mean and standard deviation per sampler and N, reports whether each Optuna sampler
 reaches random search's hypervolume at the last checkpoint within half the trials, and draws the
 curves to benchmarks/results/search_quality_DATASET.png.
+
+A sampler entry may carry sampler options: `tpe:multivariate=true,constant_liar=true` runs TPE
+with those options and labels its rows with the whole entry. `--merge` adds this run's samplers
+to the histories already saved for the data set, replacing those with the same label, so a long
+comparison can run as several shorter invocations.
 """
 
 from __future__ import annotations
@@ -23,24 +28,35 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import yaml  # noqa: E402
 from measure import DIGITS, MNIST_6K, REPOSITORY, measure_sweep  # noqa: E402
 
 DATASETS = {"digits": DIGITS, "mnist": MNIST_6K}
 
 
+def parse_sampler(entry: str) -> dict:
+    """Return the sampler settings for an entry such as `tpe` or `tpe:multivariate=true,n_startup_trials=5`."""
+    name, _, option_text = entry.partition(":")
+    options = {}
+    for assignment in filter(None, option_text.split(",")):
+        key, _, value = assignment.partition("=")
+        options[key] = yaml.safe_load(value)
+    return {"name": name, "options": options}
+
+
 def curves(dataset: str, samplers: list[str], seeds: list[int], trials: int, smoke: bool) -> dict[str, np.ndarray]:
-    """Return, per sampler, an array of hypervolume histories with one row per seed."""
+    """Return, per sampler entry, an array of hypervolume histories with one row per seed."""
     found: dict[str, list[list[float]]] = {}
     with tempfile.TemporaryDirectory(prefix="rcd-bench-") as storage:
-        for sampler in samplers:
+        for index, sampler in enumerate(samplers):
             for seed in seeds:
                 settings = {
                     **DATASETS[dataset],
-                    "name": f"quality-{dataset}-{sampler}-{seed}",
+                    "name": f"quality-{dataset}-{index}-{seed}",
                     "storage": storage,
                     "trials": trials,
                     "concurrency": 2,
-                    "sampler": {"name": sampler, "seed": seed},
+                    "sampler": {**parse_sampler(sampler), "seed": seed},
                     "rcd": {"seeds": [0]},
                 }
                 if smoke:
@@ -104,12 +120,22 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--checkpoints", nargs="+", type=int, default=[10, 20, 40])
+    parser.add_argument("--merge", action="store_true", help="add to the histories already saved for this data set")
     parser.add_argument("--smoke", action="store_true", help="tiny settings that only check that the script works")
     parser.add_argument("--results", default=str(REPOSITORY / "benchmarks" / "results"), help="folder for the JSON (and PNG) results")
     args = parser.parse_args()
     checkpoints = [n for n in args.checkpoints if n <= args.trials] or [args.trials]
+    out = Path(args.results)
+    saved_path = out / f"search_quality_{args.dataset}.json"
 
     results = curves(args.dataset, args.samplers, args.seeds, args.trials, args.smoke)
+    if args.merge and saved_path.exists():
+        saved = json.loads(saved_path.read_text())["histories"]
+        kept = {label: np.array(rows) for label, rows in saved.items() if label not in results}
+        lengths = {histories.shape[1] for histories in [*kept.values(), *results.values()]}
+        if len(lengths) > 1:
+            raise SystemExit(f"Invalid --merge: the histories have {sorted(lengths)} trials; run every sampler with the same --trials.")
+        results = {**kept, **results}
     rows = summarize(results, checkpoints)
     print("| sampler | trials | mean | std | min | max |\n|---|---|---|---|---|---|")
     for values in rows:
@@ -117,9 +143,8 @@ def main() -> None:
     for line in goal(results, checkpoints[-1]):
         print(line)
 
-    out = Path(args.results)
     plot(results, out / f"search_quality_{args.dataset}.png", f"Hypervolume by trial, IEU on {args.dataset}")
-    (out / f"search_quality_{args.dataset}.json").write_text(
+    saved_path.write_text(
         json.dumps({"rows": rows, "goal": goal(results, checkpoints[-1]), "histories": {k: v.tolist() for k, v in results.items()}}, indent=2)
     )
 

@@ -220,6 +220,7 @@ class RcdSettings(Section):
     eval_size: int = Field(512, ge=1)
     eval_seed: int = 0
     early_exit: bool = True
+    vectorize: bool = False
 
 
 class EvaluationConfig(Section):

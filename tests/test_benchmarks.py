@@ -40,14 +40,30 @@ def test_search_quality_smoke(tmp_path):
     assert (tmp_path / "search_quality_digits.png").stat().st_size > 0
     assert "grid: reaches random search's 2-trial" in completed.stdout
 
+    run_script("search_quality.py", tmp_path, "--samplers", "tpe:n_startup_trials=1", "--seeds", "0", "--trials", "2", "--merge")
+
+    merged = json.loads((tmp_path / "search_quality_digits.json").read_text())
+    assert set(merged["histories"]) == {"random", "grid", "tpe:n_startup_trials=1"}
+
 
 def test_rcd_cost_smoke(tmp_path):
-    run_script("rcd_cost.py", tmp_path, "--dataset", "digits", "--fractions", "0.1")
+    run_script("rcd_cost.py", tmp_path, "--dataset", "digits", "--fractions", "0.1", "--vectorized-seeds", "0", "1")
 
     (row,) = json.loads((tmp_path / "rcd_cost_digits.json").read_text())
     assert row["forget_samples"] == 144
     assert row["full_budget_s"] > 0
     assert row["early_exit_s"] > 0
+    assert row["vectorized_rcd_steps"] == row["sequential_rcd_steps"]
+
+
+def test_model_speed_smoke(tmp_path):
+    run_script("model_speed.py", tmp_path)
+
+    rows = json.loads((tmp_path / "model_speed.json").read_text())
+    assert {(row["dataset"], row["model"]) for row in rows} == {
+        (dataset, model) for dataset in ("digits", "mnist") for model in ("cnn", "resnet18", "mlp")
+    }
+    assert max(row["max_logit_difference"] for row in rows) < 1e-4
 
 
 @pytest.mark.parametrize("dataset", ["digits"])

@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from unlearning.device import DeviceError, resolve_device
-from unlearning.models import ModelError, ModelSpec, build_model, load_state
+from unlearning.models import (
+    ModelError,
+    ModelSpec,
+    build_model,
+    load_state,
+    set_memory_format,
+)
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn", "resnet18"])
@@ -19,6 +25,28 @@ def test_model_output_shape(name, shape):
     logits = model(torch.rand(4, *shape))
 
     assert logits.shape == (4, 10)
+
+
+@pytest.mark.parametrize("name", ["cnn", "resnet18"])
+def test_conv_weights_channels_last(name):
+    spec = ModelSpec(name, (1, 8, 8), 10, (0.5,), (0.25,), {"width": 8} if name == "resnet18" else {})
+    model = build_model(spec)
+
+    weights = [parameter for parameter in model.parameters() if parameter.dim() == 4]
+    assert weights
+    assert all(weight.is_contiguous(memory_format=torch.channels_last) for weight in weights)
+
+
+def test_memory_formats_give_same_logits():
+    torch.manual_seed(0)
+    model = build_model(ModelSpec("cnn", (1, 28, 28), 10, (0.5,), (0.25,))).eval()
+    inputs = torch.rand(16, 1, 28, 28)
+    channels_last = model(inputs)
+
+    default = set_memory_format(model, torch.contiguous_format)(inputs)
+
+    assert next(model.parameters()).is_contiguous()
+    assert torch.allclose(channels_last, default, atol=1e-5)
 
 
 def test_normalization_inside_checkpoint():

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from unlearning.evaluation import scaled_copy
-from unlearning.metrics.rcd import RcdConfig, RcdError, RcdProtocol, rcd_metrics
+from unlearning.metrics.rcd import (
+    RcdConfig,
+    RcdError,
+    RcdProtocol,
+    can_vectorize,
+    rcd_metrics,
+)
+from unlearning.models import ModelSpec, build_model
 
 
 def test_retrain_delay_positive_uncensored(digits_evaluator):
@@ -137,3 +144,25 @@ def test_full_budget_gives_same_delay(digits_data, digits_references):
     assert full.steps == early.steps
     assert full.runs[0].steps[-1] == 300
     assert early.runs[0].steps[-1] < 300
+
+
+def test_vectorized_seeds_match_sequential(digits_data, digits_references):
+    original = digits_references.original()
+    retrain = digits_references.retrain()
+    settings = {"seeds": (0, 1, 2), "max_steps": 400}
+    sequential = RcdProtocol(RcdConfig(**settings), digits_data, original, retrain).measure(retrain)
+    vectorized = RcdProtocol(RcdConfig(vectorize=True, **settings), digits_data, original, retrain).measure(retrain)
+
+    assert [run.converged_step for run in vectorized.runs] == [run.converged_step for run in sequential.runs]
+    for together, alone in zip(vectorized.runs, sequential.runs):
+        assert together.steps == alone.steps
+        assert together.forget_loss == pytest.approx(alone.forget_loss, abs=1e-4)
+        assert together.control_loss == pytest.approx(alone.control_loss, abs=1e-4)
+
+
+def test_batch_norm_relearns_sequentially():
+    resnet = build_model(ModelSpec("resnet18", (1, 8, 8), 10, (0.5,), (0.25,), {"width": 8}))
+    cnn = build_model(ModelSpec("cnn", (1, 8, 8), 10, (0.5,), (0.25,)))
+
+    assert can_vectorize(resnet) is False
+    assert can_vectorize(cnn) is True

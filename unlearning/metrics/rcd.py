@@ -23,8 +23,10 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
 from torch.nn import functional as F
 
+from unlearning.models import set_memory_format
 from unlearning.splits import SplitData
 from unlearning.training import DivergenceError, make_optimizer, predict_logits
 
@@ -79,6 +81,11 @@ class RcdConfig:
         eval_seed: seed of the evaluation subsets, shared by every model of a sweep.
         early_exit: stop relearning once `criterion` converges (default). False runs the whole
             step budget, which gives full curves and the same delays at a higher cost.
+        vectorize: relearn every seed in one vectorized pass (`torch.func.vmap`) instead of one
+            seed after another. Each seed keeps its own batches and optimizer state, so the delays
+            match the sequential runs up to floating-point rounding. Off by default because on
+            CPU the vectorized pass is slower (benchmarks/rcd_cost.py). Models with batch
+            normalization or dropout always run sequentially.
     """
 
     relearn_set: Literal["train", "forget_plus_retain", "forget_only", "k_forget_plus_retain"] = "train"
@@ -99,6 +106,9 @@ class RcdConfig:
     eval_size: int = 512
     eval_seed: int = 0
     early_exit: bool = True
+    # NOTE: the vectorized pass is measured only on CPU. On a GPU, where small models leave the
+    # device waiting on kernel launches, it may pay; time both with benchmarks/rcd_cost.py first.
+    vectorize: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds", tuple(int(seed) for seed in self.seeds))
@@ -228,6 +238,8 @@ class RcdProtocol:
         self.config = config
         self.data = data
         self._choose_subsets()
+        self._eval_forget_x = data.x_forget[torch.from_numpy(self.eval_forget)]
+        self._eval_control_x = data.x_retain[torch.from_numpy(self.eval_control)]
         self.thresholds = self._thresholds(original, retrain)
 
     def _choose_subsets(self) -> None:
@@ -331,23 +343,14 @@ class RcdProtocol:
         attacker.train()
         optimizer = make_optimizer(attacker.parameters(), config.optimizer, config.lr)
         pool_x, pool_y = self._relearning_pool()
-        generator = torch.Generator().manual_seed(seed)
+        batches = _BatchStream(len(pool_y), config.batch_size, seed)
         device = next(attacker.parameters()).device
-
-        run = RelearningRun(seed=seed, converged_step={name: None for name in CRITERIA})
-        streak_start: dict[str, int | None] = {name: None for name in CRITERIA}
-        streak_length = {name: 0 for name in CRITERIA}
-        order = torch.randperm(len(pool_y), generator=generator)
-        cursor = 0
+        progress = _Convergence(seed, config)
         step = 0
 
         for eval_step in config.eval_steps():
             while step < eval_step:
-                if cursor + config.batch_size > len(order):
-                    order = torch.randperm(len(pool_y), generator=generator)
-                    cursor = 0
-                batch = order[cursor : cursor + config.batch_size]
-                cursor += config.batch_size
+                batch = batches.next()
                 optimizer.zero_grad(set_to_none=True)
                 loss = F.cross_entropy(attacker(pool_x[batch].to(device)), pool_y[batch].to(device))
                 if not torch.isfinite(loss):
@@ -357,34 +360,160 @@ class RcdProtocol:
                 step += 1
 
             snapshot = self._evaluate(attacker)
-            if not all(math.isfinite(snapshot[name]) for name in ("forget_loss", "control_loss")):
-                raise DivergenceError(f"Relearning evaluation loss became NaN or infinite at step {step} (seed {seed}).")
-            run.steps.append(step)
-            run.forget_loss.append(snapshot["forget_loss"])
-            run.control_loss.append(snapshot["control_loss"])
-            run.forget_acc.append(snapshot["forget_acc"])
-            run.loss_rank.append(snapshot["loss_rank"])
-
-            for name, holds in self._holds(snapshot).items():
-                if run.converged_step[name] is not None:
-                    continue
-                if not holds:
-                    streak_start[name], streak_length[name] = None, 0
-                    continue
-                if streak_start[name] is None:
-                    streak_start[name] = step
-                streak_length[name] += 1
-                if streak_length[name] >= config.patience:
-                    run.converged_step[name] = streak_start[name]
-
-            if config.early_exit and run.converged_step[config.criterion] is not None:
+            progress.record(step, snapshot, self._holds(snapshot))
+            if progress.finished:
                 break
-        return run
+        return progress.run
+
+    def relearn_together(self, model: nn.Module, seeds: tuple[int, ...]) -> list[RelearningRun]:
+        """Fine-tune one copy of `model` per seed in a single vectorized pass; return one run per seed.
+
+        The copies' parameters are stacked along a new first dimension and `vmap` runs the forward
+        pass of every copy at once. The loss is the sum of the per-seed losses, so each slice of a
+        stacked parameter receives exactly its own seed's gradient. SGD and Adam update every
+        element independently, so one optimizer over the stacked parameters updates each copy as
+        its own optimizer would. A seed that has converged keeps training with the others, but its
+        record stops where the sequential run would have stopped.
+        """
+        config = self.config
+        # vmap supports only the default memory format, so the copies leave channels-last.
+        copies = [set_memory_format(copy.deepcopy(model), torch.contiguous_format) for _ in seeds]
+        params, buffers = stack_module_state(copies)
+        skeleton = copy.deepcopy(copies[0]).to("meta")
+
+        def forward(params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
+            return functional_call(skeleton, (params, buffers), (x,))
+
+        train_forward = vmap(forward)
+        eval_forward = vmap(forward, in_dims=(0, 0, None))
+        optimizer = make_optimizer(params.values(), config.optimizer, config.lr)
+        pool_x, pool_y = self._relearning_pool()
+        streams = [_BatchStream(len(pool_y), config.batch_size, seed) for seed in seeds]
+        device = next(iter(params.values())).device
+        eval_forget_x = self._eval_forget_x.to(device)
+        eval_control_x = self._eval_control_x.to(device)
+        progress = [_Convergence(seed, config) for seed in seeds]
+        step = 0
+
+        for eval_step in config.eval_steps():
+            while step < eval_step:
+                batch = torch.stack([stream.next() for stream in streams])
+                x = pool_x[batch].to(device)
+                y = pool_y[batch].to(device)
+                optimizer.zero_grad(set_to_none=True)
+                logits = train_forward(params, buffers, x)
+                losses = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view(len(seeds), -1).mean(dim=1)
+                for index, loss in enumerate(losses.tolist()):
+                    if not progress[index].finished and not math.isfinite(loss):
+                        raise DivergenceError(f"Relearning loss became {loss} at step {step + 1} (seed {seeds[index]}).")
+                losses.sum().backward()
+                optimizer.step()
+                step += 1
+
+            with torch.no_grad():
+                forget_logits = eval_forward(params, buffers, eval_forget_x)
+                control_logits = eval_forward(params, buffers, eval_control_x)
+            snapshots = self._evaluate_stacked(forget_logits, control_logits)
+            for index, snapshot in enumerate(snapshots):
+                if not progress[index].finished:
+                    progress[index].record(step, snapshot, self._holds(snapshot))
+            if all(entry.finished for entry in progress):
+                break
+        return [entry.run for entry in progress]
+
+    def _evaluate_stacked(self, forget_logits: torch.Tensor, control_logits: torch.Tensor) -> list[dict[str, float]]:
+        """Return `_evaluate`'s snapshot for each model of a stack, from logits shaped [models, samples, classes]."""
+        forget_labels = self.data.y_forget[torch.from_numpy(self.eval_forget)].to(forget_logits.device)
+        control_labels = self.data.y_retain[torch.from_numpy(self.eval_control)].to(control_logits.device)
+        snapshots = []
+        for forget, control in zip(forget_logits, control_logits):
+            forget_losses = F.cross_entropy(forget, forget_labels, reduction="none")
+            control_losses = F.cross_entropy(control, control_labels, reduction="none")
+            snapshots.append(
+                {
+                    "forget_loss": forget_losses.mean().item(),
+                    "control_loss": control_losses.mean().item(),
+                    "forget_acc": (forget.argmax(dim=1) == forget_labels).float().mean().item(),
+                    "loss_rank": _exceedance(forget_losses.cpu().numpy(), control_losses.cpu().numpy()),
+                }
+            )
+        return snapshots
 
     def measure(self, model: nn.Module) -> RcdMeasurement:
         """Relearn `model` once per seed and collect the delays; `model` itself is left unchanged."""
-        runs = [self.relearn(model, seed) for seed in self.config.seeds]
+        seeds = self.config.seeds
+        if self.config.vectorize and len(seeds) > 1 and can_vectorize(model):
+            runs = self.relearn_together(model, seeds)
+        else:
+            runs = [self.relearn(model, seed) for seed in seeds]
         return RcdMeasurement(self.config.criterion, self.config.max_steps, runs)
+
+
+def can_vectorize(model: nn.Module) -> bool:
+    """Return True when `vmap` can relearn copies of `model` together.
+
+    Batch normalization updates its running statistics in place during training, and dropout
+    draws random masks, so models with either relearn one seed at a time.
+    """
+    stateful = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
+    return not any(isinstance(module, stateful) for module in model.modules())
+
+
+class _BatchStream:
+    """Index batches for one relearning seed: a fresh permutation of the pool whenever a batch would not fit."""
+
+    def __init__(self, pool_size: int, batch_size: int, seed: int):
+        self.pool_size = pool_size
+        self.batch_size = batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+        self.order = torch.randperm(pool_size, generator=self.generator)
+        self.cursor = 0
+
+    def next(self) -> torch.Tensor:
+        if self.cursor + self.batch_size > len(self.order):
+            self.order = torch.randperm(self.pool_size, generator=self.generator)
+            self.cursor = 0
+        batch = self.order[self.cursor : self.cursor + self.batch_size]
+        self.cursor += self.batch_size
+        return batch
+
+
+class _Convergence:
+    """The record of one relearning run: its curve, and the step where each criterion first held `patience` times in a row."""
+
+    def __init__(self, seed: int, config: RcdConfig):
+        self.config = config
+        self.run = RelearningRun(seed=seed, converged_step={name: None for name in CRITERIA})
+        self.streak_start: dict[str, int | None] = {name: None for name in CRITERIA}
+        self.streak_length = {name: 0 for name in CRITERIA}
+
+    @property
+    def finished(self) -> bool:
+        """True once early exit applies: the primary criterion has converged."""
+        return self.config.early_exit and self.run.converged_step[self.config.criterion] is not None
+
+    def record(self, step: int, snapshot: dict[str, float], holds: dict[str, bool]) -> None:
+        """Append one evaluation to the curve and update every criterion's streak."""
+        run = self.run
+        if not all(math.isfinite(snapshot[name]) for name in ("forget_loss", "control_loss")):
+            raise DivergenceError(f"Relearning evaluation loss became NaN or infinite at step {step} (seed {run.seed}).")
+        run.steps.append(step)
+        run.forget_loss.append(snapshot["forget_loss"])
+        run.control_loss.append(snapshot["control_loss"])
+        run.forget_acc.append(snapshot["forget_acc"])
+        run.loss_rank.append(snapshot["loss_rank"])
+
+        for name, criterion_holds in holds.items():
+            if run.converged_step[name] is not None:
+                continue
+            if not criterion_holds:
+                self.streak_start[name], self.streak_length[name] = None, 0
+                continue
+            if self.streak_start[name] is None:
+                self.streak_start[name] = step
+            self.streak_length[name] += 1
+            if self.streak_length[name] >= self.config.patience:
+                run.converged_step[name] = self.streak_start[name]
 
 
 def _exceedance(forget: np.ndarray, control: np.ndarray) -> float:
