@@ -63,6 +63,8 @@ def main() -> None:
         data = SplitData.from_split(dataset, split)
         original, retrain = references.original(), references.retrain()
         row = {"dataset": args.dataset, "forget_fraction": fraction, "forget_samples": len(split.forget_idx), "max_steps": budget}
+        # A short untimed run first, so that no timed run pays for PyTorch's first calls.
+        RcdProtocol(RcdConfig(seeds=(0,), max_steps=20, early_exit=False), data, original, retrain).measure(retrain)
         for early_exit in (True, False):
             config = RcdConfig(seeds=(0,), max_steps=budget, early_exit=early_exit)
             protocol = RcdProtocol(config, data, original, retrain)
