@@ -9,6 +9,8 @@ own references (benchmarks/reference_cache.py measures that cost on its own). Ef
 sum of the trials' own run times (Ray Tune's `time_total_s`) divided by wall time times
 concurrent slots. The phase columns come from the parent run's `phase.*` metrics, and the memory
 columns are the peak resident memory of the driver process and of the largest trial process.
+The JSON also lists each trial's process peak in trial order, which at concurrency 1 traces the
+memory of the one reused trial process as it runs trial after trial.
 
 Run it inside `unshare -n` like every command that starts Ray. Results go to the console as a
 Markdown table and to benchmarks/results/orchestration.json.
@@ -46,11 +48,12 @@ def row(dataset: str, measured: dict) -> dict:
         "driver_peak_rss_mb": measured["driver_peak_rss_mb"],
         "trial_peak_rss_mb": measured["trial_peak_rss_mb"],
         **{f"phase.{name}": seconds for name, seconds in sorted(phases.items())},
+        "trial_peak_rss_mb_by_trial": measured["trial_peak_rss_mb_by_trial"],
     }
 
 
 def markdown(rows: list[dict]) -> str:
-    columns = list(rows[0])
+    columns = [column for column, value in rows[0].items() if not isinstance(value, list)]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for values in rows:
         lines.append("| " + " | ".join(f"{values[c]:.3g}" if isinstance(values[c], float) else str(values[c]) for c in columns) + " |")

@@ -29,6 +29,7 @@ def test_orchestration_smoke(tmp_path):
     assert 0 < row["efficiency"] <= 1
     assert row["phase.references_s"] > 0
     assert row["trial_peak_rss_mb"] > 0
+    assert len(row["trial_peak_rss_mb_by_trial"]) == 2
 
 
 def test_search_quality_smoke(tmp_path):

@@ -145,8 +145,13 @@ def train_model(
     return model
 
 
+EVAL_BATCH_SIZE = 256
+"""Samples per forward pass in evaluation. On CPU the CNN evaluates MNIST about 1.4 times as fast in
+batches of 256 as in one batch of 1024, and digits equally fast (benchmarks/model_speed.py)."""
+
+
 @torch.no_grad()
-def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = EVAL_BATCH_SIZE) -> torch.Tensor:
     """Return the model's logits for `x`, computed in eval mode and in batches."""
     was_training = model.training
     model.eval()
@@ -159,7 +164,7 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) ->
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = EVAL_BATCH_SIZE) -> float:
     """Return the fraction of samples in (x, y) that `model` classifies correctly (0.0 for no sample)."""
     if len(y) == 0:
         return 0.0

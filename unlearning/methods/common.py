@@ -7,11 +7,36 @@ from collections.abc import Iterator
 from typing import Literal, Protocol
 
 import torch
+from pydantic import Field
 from torch import nn
 
+from unlearning.methods.base import MethodParams
 from unlearning.training import check_finite, shuffled_batches
 
 OptimizerName = Literal["sgd", "adam"]
+
+
+class SupervisedTrainingParams(MethodParams):
+    """Hyperparameters of a supervised training loop, shared by FT, l1-sparse, RL and SalUn.
+
+    Args:
+        optimizer: "sgd" (default) or "adam".
+        lr: learning rate (default 0.01).
+        epochs: passes over the training samples (default 2). Ignored when `steps` is set.
+        steps: optimizer steps. When set, the run takes exactly this many, reshuffling the samples
+            after each pass, and `epochs` is ignored. Default None.
+        batch_size: samples per step (default 64).
+        momentum: SGD momentum (default 0.9). Adam ignores it.
+        weight_decay: L2 penalty added to the gradient by the optimizer (default 5e-4).
+    """
+
+    optimizer: OptimizerName = "sgd"
+    lr: float = Field(0.01, gt=0)
+    epochs: int = Field(2, ge=0, le=10_000)
+    steps: int | None = Field(None, ge=0, le=1_000_000)
+    batch_size: int = Field(64, ge=1)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(5e-4, ge=0)
 
 
 class Stepper(Protocol):

@@ -10,13 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
-from unlearning.methods.base import MethodParams, register_method
+from unlearning.methods.base import register_method
 from unlearning.methods.common import (
-    OptimizerName,
+    SupervisedTrainingParams,
     batch_schedule,
     count_steps,
     take_step,
@@ -25,27 +24,11 @@ from unlearning.splits import SplitData
 from unlearning.training import make_optimizer
 
 
-class RetainTrainingParams(MethodParams):
+class RetainTrainingParams(SupervisedTrainingParams):
     """Hyperparameters of supervised training on the retain set, shared by FT and l1-sparse.
 
-    Args:
-        optimizer: "sgd" (default) or "adam".
-        lr: learning rate (default 0.01).
-        epochs: passes over the retain set (default 2). Ignored when `steps` is set.
-        steps: optimizer steps. When set, the run takes exactly this many, reshuffling the retain
-            set after each pass, and `epochs` is ignored. Default None.
-        batch_size: retain samples per step (default 64).
-        momentum: SGD momentum (default 0.9). Adam ignores it.
-        weight_decay: L2 penalty added to the gradient by the optimizer (default 5e-4).
+    The training samples of `SupervisedTrainingParams` are the retain set alone.
     """
-
-    optimizer: OptimizerName = "sgd"
-    lr: float = Field(0.01, gt=0)
-    epochs: int = Field(2, ge=0, le=10_000)
-    steps: int | None = Field(None, ge=0, le=1_000_000)
-    batch_size: int = Field(64, ge=1)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(5e-4, ge=0)
 
 
 class FinetuneParams(RetainTrainingParams):

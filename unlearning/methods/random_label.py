@@ -11,38 +11,26 @@ train on the forget and retain sets in separate loops.
 from __future__ import annotations
 
 import torch
-from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
-from unlearning.methods.base import MethodError, MethodParams, register_method
-from unlearning.methods.common import OptimizerName, Stepper, batch_schedule, take_step
+from unlearning.methods.base import MethodError, register_method
+from unlearning.methods.common import (
+    Stepper,
+    SupervisedTrainingParams,
+    batch_schedule,
+    take_step,
+)
 from unlearning.splits import SplitData
 from unlearning.training import make_optimizer
 
 
-class RandomLabelTrainingParams(MethodParams):
+class RandomLabelTrainingParams(SupervisedTrainingParams):
     """Hyperparameters of training with random wrong labels, shared by RL and SalUn.
 
-    Args:
-        optimizer: "sgd" (default) or "adam".
-        lr: learning rate (default 0.01).
-        epochs: passes over the forget and retain sets together (default 2). Ignored when
-            `steps` is set.
-        steps: optimizer steps. When set, the run takes exactly this many, with new labels and a
-            new order after each pass, and `epochs` is ignored. Default None.
-        batch_size: samples per step, forget and retain together (default 64).
-        momentum: SGD momentum (default 0.9). Adam ignores it.
-        weight_decay: L2 penalty added to the gradient by the optimizer (default 5e-4).
+    The training samples of `SupervisedTrainingParams` are the relabelled forget set and the
+    retain set together: each pass covers both, mixes them in every batch and draws new labels.
     """
-
-    optimizer: OptimizerName = "sgd"
-    lr: float = Field(0.01, gt=0)
-    epochs: int = Field(2, ge=0, le=10_000)
-    steps: int | None = Field(None, ge=0, le=1_000_000)
-    batch_size: int = Field(64, ge=1)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(5e-4, ge=0)
 
 
 class RandomLabelParams(RandomLabelTrainingParams):

@@ -1,9 +1,10 @@
-"""Random search over a baseline method's hyperparameters, to choose the ranges of its search space.
+"""Random search over a method's hyperparameters, to choose the ranges of its search space.
 
-Usage: python benchmarks/baseline_ranges.py METHOD [--configs 20] [--seed 0] [--scenario random]
+Usage: python benchmarks/method_ranges.py METHOD [--configs 20] [--seed 0] [--scenario random]
        [--dataset digits] [--data-dir PATH] [--max-train-samples N] [--slowest]
 
-METHOD is one of finetune, random_label, gradient_ascent, scrub, salun, l1_sparse. Each
+METHOD is ieu or one of the baselines finetune, random_label, gradient_ascent, scrub, salun and
+l1_sparse. Each
 configuration is drawn from ranges wider than the search space (log-uniform for rates, steps and
 coefficients), applied to the cached original model and scored with one relearning seed. The
 output is one line per configuration, sorted by rcd, with the unlearning time and the evaluation
@@ -35,6 +36,7 @@ from unlearning.splits import SplitData, make_split
 from unlearning.training import DivergenceError, TrainingRecipe
 
 LOG_RANGES = {
+    "ieu": {"ascent_steps": (1, 200), "lr": (1e-3, 0.3), "noise_scale": (1e-3, 0.3), "weight_decay": (1e-3, 30.0)},
     "finetune": {"lr": (1e-3, 0.3), "steps": (10, 1000)},
     "random_label": {"lr": (1e-3, 0.3), "steps": (10, 1000)},
     "gradient_ascent": {"lr": (1e-3, 1.0), "steps": (1, 300)},
@@ -44,12 +46,12 @@ LOG_RANGES = {
 }
 """Per method, the hyperparameters drawn log-uniformly and their (low, high) bounds."""
 
-INT_RANGES = {"scrub": {"maximize_epochs": (0, 5), "minimize_only_epochs": (0, 5)}}
+INT_RANGES = {"ieu": {"retain_steps": (0, 2)}, "scrub": {"maximize_epochs": (0, 5), "minimize_only_epochs": (0, 5)}}
 """Per method, the hyperparameters drawn uniformly from the integers in [low, high]."""
 
-INTEGER_NAMES = {"steps"}
+INTEGER_NAMES = {"steps", "ascent_steps"}
 
-BUDGET_NAMES = ("steps", "epochs", "maximize_epochs", "minimize_only_epochs")
+BUDGET_NAMES = ("steps", "epochs", "maximize_epochs", "minimize_only_epochs", "ascent_steps", "retain_steps")
 """Hyperparameters whose upper bound is the most expensive value."""
 
 
@@ -81,6 +83,7 @@ def main() -> None:
     parser.add_argument("--max-train-samples", type=int, help="use only the first N training samples")
     parser.add_argument("--slowest", action="store_true", help="time the most expensive point of the method's search space")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2, as a sweep trial at concurrency 2)")
+    parser.add_argument("--epochs", type=int, default=TrainingRecipe().epochs, help="reference training epochs (default 30)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -88,7 +91,7 @@ def main() -> None:
     dataset = load_dataset(args.dataset, args.data_dir, **options)
     split = make_split(dataset, args.scenario, fraction=0.1, classes=(0,), seed=0)
     spec = ModelSpec("cnn", dataset.input_shape, dataset.num_classes, dataset.mean, dataset.std)
-    references = build_references(dataset, split, spec, TrainingRecipe(), seed=0, device="cpu")
+    references = build_references(dataset, split, spec, TrainingRecipe(epochs=args.epochs), seed=0, device="cpu")
     data = SplitData.from_split(dataset, split)
     if args.slowest:
         params = slowest_configuration(args.method)
