@@ -24,7 +24,7 @@ from ray.cluster_utils import Cluster
 import sweeps.setup
 from sweeps.cli import main
 from sweeps.config import load_config
-from sweeps.runner import run_sweep
+from sweeps.runner import _connect_ray, run_sweep
 from sweeps.tracking import ROLE_TAG
 from sweeps.trial import trial_device
 
@@ -216,3 +216,16 @@ def test_kuberay_entrypoint_parses():
     assert args.command == "run"
     assert args.address == "auto"
     assert load_config(args.config if Path(args.config).exists() else None, args.overrides).resources.gpu == 0.25
+
+
+def test_workers_cap_malloc_arenas(monkeypatch):
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    started = _connect_ray(None)
+    try:
+        value = ray.get(ray.remote(lambda: os.environ.get("MALLOC_ARENA_MAX")).remote())
+    finally:
+        if started:
+            ray.shutdown()
+
+    assert started is True
+    assert value == "2"
