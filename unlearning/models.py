@@ -4,9 +4,9 @@ Every model starts with a `Normalize` layer whose mean and standard deviation ar
 checkpoint carries its own input scaling and data loaders hand over raw [0, 1] pixels.
 
 The convolutional models keep weights and activations in channels-last memory format. On CPU, the
-small CNN trains 1.3 to 1.5 times and evaluates 1.8 to 2.7 times as fast in that format as in the
-default one, mostly because of max pooling (benchmarks/model_speed.py). The logits agree to float
-rounding.
+small CNN trained 1.3 to 1.6 times and evaluated 2.1 to 2.6 times as fast in that format as in
+the default one, mostly because of max pooling (benchmarks/model_speed.py, figures in
+benchmarks/RESULTS.md). The logits agree to float rounding.
 """
 
 from __future__ import annotations
