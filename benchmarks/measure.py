@@ -64,7 +64,7 @@ def _child(request: dict[str, Any]) -> dict[str, Any]:
         "phases": {key[len("phase.") :]: value for key, value in parent.data.metrics.items() if key.startswith("phase.")},
         "driver_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "trial_peak_rss_mb": result.trials["peak_rss_mb"].max() if "peak_rss_mb" in result.trials else None,
-        # In trial order; at concurrency 1 every trial runs in one reused process, so this traces its growth.
+        # In trial order. At concurrency 1 the trials share one reused process until a trial fails, so this traces its growth.
         "trial_peak_rss_mb_by_trial": result.trials.sort_values("trial")["peak_rss_mb"].tolist() if "peak_rss_mb" in result.trials else [],
         "hypervolume": result.hypervolume,
         "hypervolume_history": history,

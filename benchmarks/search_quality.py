@@ -8,18 +8,21 @@ after N trials is read from the sweep's own history, with the default reference 
 retain_acc_loss 1), so every number is comparable. Each trial uses one relearning seed. The
 script prints mean and standard deviation per sampler and N, reports whether each Optuna sampler
 reaches random search's hypervolume at the last checkpoint within half the trials, and draws the
-curves to benchmarks/results/search_quality_DATASET.png.
+curves (median, mean and quartiles over seeds) to benchmarks/results/search_quality_DATASET.png.
 
 A sampler entry may carry sampler options: `tpe:multivariate=true,constant_liar=true` runs TPE
 with those options and labels its rows with the whole entry. `--merge` adds this run's samplers
 to the histories already saved for the data set, replacing those with the same label, so a long
-comparison can run as several shorter invocations.
+comparison can run as several shorter invocations; give them one `--storage` folder, so that
+only the first trains the references. `--merge --samplers` with no sampler runs nothing and
+prints the table of the saved histories again.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -44,15 +47,16 @@ def parse_sampler(entry: str) -> dict:
     return {"name": name, "options": options}
 
 
-def curves(dataset: str, samplers: list[str], seeds: list[int], trials: int, smoke: bool) -> dict[str, np.ndarray]:
+def curves(dataset: str, samplers: list[str], seeds: list[int], trials: int, smoke: bool, storage: str | None) -> dict[str, np.ndarray]:
     """Return, per sampler entry, an array of hypervolume histories with one row per seed."""
     found: dict[str, list[list[float]]] = {}
-    with tempfile.TemporaryDirectory(prefix="rcd-bench-") as storage:
-        for index, sampler in enumerate(samplers):
+    with tempfile.TemporaryDirectory(prefix="rcd-bench-") as scratch:
+        storage = storage or scratch
+        for sampler in samplers:
             for seed in seeds:
                 settings = {
                     **DATASETS[dataset],
-                    "name": f"quality-{dataset}-{index}-{seed}",
+                    "name": f"quality-{dataset}-{re.sub(r'[^A-Za-z0-9_.-]', '-', sampler)}-{seed}",
                     "storage": storage,
                     "trials": trials,
                     "concurrency": 2,
@@ -75,7 +79,7 @@ def summarize(results: dict[str, np.ndarray], checkpoints: list[int]) -> list[di
         for n in checkpoints:
             values = histories[:, n - 1]
             rows.append({"sampler": sampler, "trials": n, "mean": float(values.mean()), "std": float(values.std()),
-                         "min": float(values.min()), "max": float(values.max())})
+                         "median": float(np.median(values)), "min": float(values.min()), "max": float(values.max())})
     return rows
 
 
@@ -91,22 +95,33 @@ def goal(results: dict[str, np.ndarray], last: int) -> list[str]:
         mean = histories.mean(axis=0)
         reached = np.nonzero(mean >= target)[0]
         first = int(reached[0]) + 1 if len(reached) else None
-        verdict = "met" if first is not None and first <= last // 2 else "missed"
+        if first is None:
+            lines.append(
+                f"{sampler}: stays below random search's {last}-trial mean hypervolume {target:.4f} for all {len(mean)} trials (missed)"
+            )
+            continue
+        verdict = "met" if first <= last // 2 else "missed"
         lines.append(f"{sampler}: reaches random search's {last}-trial mean hypervolume {target:.4f} after {first} trials ({verdict})")
     return lines
 
 
 def plot(results: dict[str, np.ndarray], path: Path, title: str) -> None:
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    """Draw each sampler's median (solid), mean (dashed) and interquartile range (shaded) over seeds.
+
+    The hypervolume of one sweep jumps when it finds one of a few rare configurations, so the mean
+    follows single lucky seeds; the median and quartiles show the typical sweep.
+    """
+    figure, axes = plt.subplots(figsize=(7.5, 4.8))
     for sampler, histories in results.items():
         steps = np.arange(1, histories.shape[1] + 1)
-        mean, std = histories.mean(axis=0), histories.std(axis=0)
-        axes.plot(steps, mean, label=f"{sampler} (mean of {len(histories)} seeds)")
-        axes.fill_between(steps, mean - std, mean + std, alpha=0.2)
+        low, median, high = np.percentile(histories, [25, 50, 75], axis=0)
+        (line,) = axes.plot(steps, median, label=f"{sampler} ({len(histories)} seeds)")
+        axes.plot(steps, histories.mean(axis=0), linestyle="--", color=line.get_color(), linewidth=1)
+        axes.fill_between(steps, low, high, alpha=0.15, color=line.get_color())
     axes.set_xlabel("completed trials")
     axes.set_ylabel("hypervolume (higher is better)")
-    axes.set_title(title)
-    axes.legend()
+    axes.set_title(f"{title}: median (solid), mean (dashed), quartiles (shaded)", fontsize=10)
+    axes.legend(fontsize=8)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
@@ -116,11 +131,16 @@ def plot(results: dict[str, np.ndarray], path: Path, title: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="digits")
-    parser.add_argument("--samplers", nargs="+", default=["tpe", "nsga2", "random", "grid"])
+    parser.add_argument(
+        "--samplers", nargs="*", default=["tpe", "nsga2", "random", "grid"], help="none with --merge summarizes the saved histories again"
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--checkpoints", nargs="+", type=int, default=[10, 20, 40])
     parser.add_argument("--merge", action="store_true", help="add to the histories already saved for this data set")
+    parser.add_argument(
+        "--storage", help="sweep storage folder, kept so that later runs find the references cached (default: a temporary one)"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny settings that only check that the script works")
     parser.add_argument("--results", default=str(REPOSITORY / "benchmarks" / "results"), help="folder for the JSON (and PNG) results")
     args = parser.parse_args()
@@ -128,7 +148,9 @@ def main() -> None:
     out = Path(args.results)
     saved_path = out / f"search_quality_{args.dataset}.json"
 
-    results = curves(args.dataset, args.samplers, args.seeds, args.trials, args.smoke)
+    if not args.samplers and not (args.merge and saved_path.exists()):
+        parser.error(f"no sampler to run and no saved histories in {saved_path}; name at least one sampler")
+    results = curves(args.dataset, args.samplers, args.seeds, args.trials, args.smoke, args.storage)
     if args.merge and saved_path.exists():
         saved = json.loads(saved_path.read_text())["histories"]
         kept = {label: np.array(rows) for label, rows in saved.items() if label not in results}
@@ -137,9 +159,12 @@ def main() -> None:
             raise SystemExit(f"Invalid --merge: the histories have {sorted(lengths)} trials; run every sampler with the same --trials.")
         results = {**kept, **results}
     rows = summarize(results, checkpoints)
-    print("| sampler | trials | mean | std | min | max |\n|---|---|---|---|---|---|")
+    print("| sampler | trials | mean | std | median | min | max |\n|---|---|---|---|---|---|---|")
     for values in rows:
-        print(f"| {values['sampler']} | {values['trials']} | {values['mean']:.4f} | {values['std']:.4f} | {values['min']:.4f} | {values['max']:.4f} |")
+        print(
+            f"| {values['sampler']} | {values['trials']} | {values['mean']:.4f} | {values['std']:.4f} | {values['median']:.4f} "
+            f"| {values['min']:.4f} | {values['max']:.4f} |"
+        )
     for line in goal(results, checkpoints[-1]):
         print(line)
 
