@@ -13,7 +13,7 @@ curves (median, mean and quartiles over seeds) to benchmarks/results/search_qual
 A sampler entry may carry sampler options: `tpe:multivariate=true,constant_liar=true` runs TPE
 with those options and labels its rows with the whole entry. `--merge` adds this run's samplers
 to the histories already saved for the data set, replacing those with the same label, so a long
-comparison can run as several shorter invocations; give them one `--storage` folder, so that
+comparison can run as several shorter invocations. Give them one `--storage` folder, so that
 only the first trains the references. `--merge --samplers` with no sampler runs nothing and
 prints the table of the saved histories again.
 """
@@ -109,7 +109,7 @@ def plot(results: dict[str, np.ndarray], path: Path, title: str) -> None:
     """Draw each sampler's median (solid), mean (dashed) and interquartile range (shaded) over seeds.
 
     The hypervolume of one sweep jumps when it finds one of a few rare configurations, so the mean
-    follows single lucky seeds; the median and quartiles show the typical sweep.
+    follows single lucky seeds. The median and quartiles show the typical sweep.
     """
     figure, axes = plt.subplots(figsize=(7.5, 4.8))
     for sampler, histories in results.items():
@@ -153,11 +153,11 @@ def main() -> None:
     results = curves(args.dataset, args.samplers, args.seeds, args.trials, args.smoke, args.storage)
     if args.merge and saved_path.exists():
         saved = json.loads(saved_path.read_text())["histories"]
-        kept = {label: np.array(rows) for label, rows in saved.items() if label not in results}
-        lengths = {histories.shape[1] for histories in [*kept.values(), *results.values()]}
+        saved_only = {label: np.array(rows) for label, rows in saved.items() if label not in results}
+        lengths = {histories.shape[1] for histories in [*saved_only.values(), *results.values()]}
         if len(lengths) > 1:
             raise SystemExit(f"Invalid --merge: the histories have {sorted(lengths)} trials; run every sampler with the same --trials.")
-        results = {**kept, **results}
+        results = {**saved_only, **results}
     rows = summarize(results, checkpoints)
     print("| sampler | trials | mean | std | median | min | max |\n|---|---|---|---|---|---|---|")
     for values in rows:

@@ -166,7 +166,7 @@ def trial_runtime_env() -> dict[str, Any]:
 
     Ray Tune runs each function trial in a new thread of a reused worker process, and glibc gives
     new threads their own malloc arenas, up to 8 per core, which keep the memory they freed. A
-    reused MNIST trial process grew from 0.8 to 2.6 GB over 40 trials; with 2 arenas it levelled
+    reused MNIST trial process grew from 0.8 to 2.6 GB over 40 trials. With 2 arenas it levelled
     off at 1.0 to 1.4 GB (benchmarks/RESULTS.md). A value set in the driver's environment wins.
     """
     return {"env_vars": {"MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2")}}

@@ -274,20 +274,9 @@ class RcdProtocol:
 
     @torch.no_grad()
     def _evaluate(self, model: nn.Module) -> dict[str, float]:
-        data = self.data
-        forget_index = torch.from_numpy(self.eval_forget)
-        control_index = torch.from_numpy(self.eval_control)
-        forget_logits = predict_logits(model, data.x_forget[forget_index])
-        control_logits = predict_logits(model, data.x_retain[control_index])
-        forget_labels = data.y_forget[forget_index].to(forget_logits.device)
-        forget_losses = F.cross_entropy(forget_logits, forget_labels, reduction="none")
-        control_losses = F.cross_entropy(control_logits, data.y_retain[control_index].to(control_logits.device), reduction="none")
-        return {
-            "forget_loss": forget_losses.mean().item(),
-            "control_loss": control_losses.mean().item(),
-            "forget_acc": (forget_logits.argmax(dim=1) == forget_labels).float().mean().item(),
-            "loss_rank": _exceedance(forget_losses.cpu().numpy(), control_losses.cpu().numpy()),
-        }
+        forget_logits = predict_logits(model, self._eval_forget_x)
+        control_logits = predict_logits(model, self._eval_control_x)
+        return self._evaluate_stacked(forget_logits.unsqueeze(0), control_logits.unsqueeze(0))[0]
 
     def _thresholds(self, original: nn.Module, retrain: nn.Module | None) -> dict[str, float]:
         levels = self._evaluate(original)
